@@ -1,0 +1,1 @@
+"""The runtime: config, composition root, dispatch, transports, outbox, scheduler and CLI."""

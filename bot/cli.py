@@ -1,0 +1,137 @@
+"""The `bangfu` command line: one click group; heavy imports happen inside each command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from bot.config import ConfigError, Settings, load_settings
+
+T = TypeVar("T")
+
+
+class CliState:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as e:
+                click.echo(f"config error: {e}", err=True)
+                sys.exit(2)
+        return self._settings
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def setup_logging(settings: Settings, verbose: bool = False) -> None:
+    from bot.logging import configure
+
+    configure(settings, verbose=verbose)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default: $BANGFU_CONFIG, else ./config.toml if present).")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """bangfu (帮扶): a chat assistant for village support cadres."""
+    ctx.obj = CliState(config_path)
+
+
+@main.command()
+@pass_state
+def init(state: CliState) -> None:
+    """Create the database, or upgrade it to the newest schema."""
+    from storage.engine import current_revision, upgrade
+
+    url = state.settings.database.url
+    try:
+        upgrade(url)
+        rev = current_revision(url)
+    except Exception as e:  # noqa: BLE001 - shown to the operator as one line
+        click.echo(f"database error: {type(e).__name__}: {str(e).splitlines()[0]}", err=True)
+        sys.exit(1)
+    click.echo(f"database ready at schema {rev}")
+
+
+@main.command("run")
+@click.option("-v", "--verbose", is_flag=True)
+@pass_state
+def run_cmd(state: CliState, verbose: bool) -> None:
+    """Start every configured channel (Telegram, WeCom), the outbox and the scheduler."""
+    from bot.app import App
+
+    settings = state.settings
+    setup_logging(settings, verbose)
+    app = App(settings)
+    if not app.configured_transports():
+        click.echo("no channel configured: set BANGFU_TELEGRAM__TOKEN (or [telegram] token) or enable "
+                   "[wecom]. To try the bot in a terminal, run: bangfu chat", err=True)
+        sys.exit(2)
+    try:
+        run(app.run_forever())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--as", "as_name", default=None, help="Talk as this person (name from the registry).")
+@pass_state
+def chat(state: CliState, as_name: str | None) -> None:
+    """Talk to the bot in this terminal, on the configured database."""
+    from bot.console_chat import chat_main
+
+    settings = state.settings
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(run(chat_main(settings, as_name)))
+
+
+@main.command()
+@click.option("--role", type=click.Choice(["cadre", "secretary", "supervisor", "organiser", "admin"]),
+              required=True)
+@click.option("--person", "person_name", default=None, help="Bind the code to this imported person.")
+@click.option("--phone", default=None, help="Tell apart two people with the same name.")
+@click.option("--unit", "unit_name", default=None, help="Or: a new person in this unit (township, village).")
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1, 90))
+@pass_state
+def invite(state: CliState, role: str, person_name: str | None, phone: str | None, unit_name: str | None,
+           days: int) -> None:
+    """Make a one-time invite code (expires in 7 days). The code is the last line of output."""
+    from bot.admin import make_invite
+
+    if bool(person_name) == bool(unit_name):
+        click.echo("give exactly one of --person NAME or --unit UNIT", err=True)
+        sys.exit(2)
+    try:
+        code, who = run(make_invite(state.settings, role=role, person_name=person_name, phone=phone,
+                                    unit_name=unit_name, days=days))
+    except LookupError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+    click.echo(f"invite for {who} as {role}, valid {days} days; send it to the bot as: /start CODE")
+    click.echo(code)
+
+
+def _register() -> None:
+    from bot.cli_data import COMMANDS as data_commands
+
+    for cmd in data_commands:
+        main.add_command(cmd)
+
+
+_register()

@@ -1,0 +1,71 @@
+"""Logging set-up, with a filter that scrubs tokens, secrets and ID/phone numbers from every record."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+# Telegram bot tokens, WeCom access tokens in URLs, 18-digit ID numbers, 11-digit mobile numbers.
+_PATTERNS = [
+    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"), "<token>"),
+    (re.compile(r"(access_token|corpsecret|key|secret)=([^&\s'\"]+)", re.I), r"\1=<redacted>"),
+    (re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "<id-number>"),
+    (re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"), "<phone>"),
+]
+
+
+class RedactFilter(logging.Filter):
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        super().__init__()
+        self.secrets = [s for s in (secrets or []) if s and len(s) >= 6]
+
+    def redact(self, text: str) -> str:
+        for s in self.secrets:
+            text = text.replace(s, "<secret>")
+        for pat, rep in _PATTERNS:
+            text = pat.sub(rep, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not kill logging
+            msg = str(record.msg)
+        red = self.redact(msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = self.redact(formatted)
+        if red != msg or record.args:
+            record.msg, record.args = red, None
+        return True
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    out: list[str] = []
+    for v in (settings.telegram.token, settings.telegram.webhook_secret, settings.wecom.secret,
+              settings.wecom.token, settings.wecom.aes_key, *settings.wecom.robots.values()):
+        if v is not None:
+            out.append(v.get_secret_value())
+    return out
+
+
+def configure(settings: Settings, *, verbose: bool = False) -> None:
+    root = logging.getLogger()
+    level = logging.DEBUG if verbose else getattr(logging, settings.app.log_level.upper(), logging.INFO)
+    root.setLevel(level)
+    handler: logging.Handler = (
+        logging.FileHandler(settings.app.log_file, encoding="utf-8") if settings.app.log_file
+        else logging.StreamHandler()
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactFilter(secrets_of(settings)))
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.addHandler(handler)
+    # httpx logs every request URL at INFO, and Telegram URLs contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
