@@ -14,7 +14,8 @@ from storage.models import InboxMessage, OutboxMessage, SendLedger
 
 
 def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    bind = session.get_bind()
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def inbox_insert(session: AsyncSession, **values: Any) -> int | None:

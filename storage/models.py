@@ -285,6 +285,9 @@ class TrainingSession(Base):
     checkin_code: Mapped[str | None] = mapped_column(String(8))
     # Bumped on every seat change; the conditional UPDATE on it is what makes the last seat race-safe.
     seats_taken: Mapped[int] = mapped_column(Integer, default=0)
+    # draft (parsed from a notice, waiting for the organiser's confirm button), open, cancelled.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    notice_text: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     course: Mapped[Course] = relationship()
@@ -301,8 +304,12 @@ class Signup(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("training_session.id"))
     participant_name: Mapped[str | None] = mapped_column(String(32))
     village_id: Mapped[int | None] = mapped_column(ForeignKey("org_unit.id"))
+    # As written, for villages not (yet) in the org tree; kept alongside village_id for the roster.
+    village_name: Mapped[str | None] = mapped_column(String(32))
     household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"))
     phone: Mapped[str | None] = mapped_column(String(32))
+    age: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(String(128))  # e.g. "替换 韦小兵"
     cadre_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="confirmed")
     wait_position: Mapped[int | None] = mapped_column(Integer)

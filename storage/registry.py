@@ -31,7 +31,7 @@ PERSON_FIELDS = ("role", "unit_id", "org_name", "title", "level")
 # --- masking -------------------------------------------------------------------------------------------------
 
 _MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
-_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{10}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
+_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -54,20 +54,20 @@ def mask_phone(phone: str | None) -> str:
 
 
 def mask_id_number(id_number: str | None) -> str:
-    """Keep the first 4 and last 4: enough to tell two records apart, no birth date, no county."""
+    """"520402199001011234" → "520***********1234": no birth date, no county, last 4 to tell two apart."""
     if not id_number:
         return ""
     s = id_number.strip()
-    if len(s) <= 8:
+    if len(s) <= 7:
         return "*" * len(s)
-    return f"{s[:4]}{'*' * (len(s) - 8)}{s[-4:]}"
+    return f"{s[:3]}{'*' * (len(s) - 7)}{s[-4:]}"
 
 
 def mask_personal_text(text: str | None) -> str:
     """Mask mobile and ID numbers inside free text (what cadres typed) before it leaves the system."""
     if not text:
         return ""
-    text = _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}**********{m.group(2)[-4:]}", text)
+    text = _ID_IN_TEXT.sub(lambda m: f"{m.group(1)}***********{m.group(2)}", text)
     return _MOBILE_IN_TEXT.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
 
 
@@ -378,10 +378,8 @@ async def upsert_households(
             continue
         ids[r["natural_key"]] = cur["id"]
         diff = _changes(cur, r, compare)
-        if "htype" in diff and diff["htype"] is None:
-            diff["htype"] = "一般户"
-            if cur["htype"] == "一般户":
-                del diff["htype"]
+        if diff.get("htype", "") is None:
+            del diff["htype"]  # the column is NOT NULL; no type given means keep the one stored
         if cur["status"] != "active":  # it is in the file, so it is back
             diff["status"] = "active"
         if diff:

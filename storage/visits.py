@@ -148,6 +148,6 @@ async def open_needs(session: AsyncSession, scope: Scope, person_id: int, limit:
 
 async def households_in_scope(session: AsyncSession, scope: Scope) -> list[tuple[int, str, str, int | None]]:
     """(id, head, village name, size) for every household the scope covers: the resolver's candidates."""
-    q = scope.household_filter(select(Household)).join(OrgUnit, OrgUnit.id == Household.village_id)
-    q = q.with_only_columns(Household.id, Household.head_name, OrgUnit.name, Household.size)
+    base = scope.household_filter(select(Household)).join(OrgUnit, OrgUnit.id == Household.village_id)
+    q = base.with_only_columns(Household.id, Household.head_name, OrgUnit.name, Household.size)
     return [(i, h, v, s) for i, h, v, s in (await session.execute(q)).all()]

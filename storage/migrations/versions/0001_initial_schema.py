@@ -2,17 +2,17 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 03:06:36.266161
+Create Date: 2026-11-29 03:13:06.849221
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Text  # noqa: F401  (autogenerate renders JSONB(astext_type=Text()))
+from sqlalchemy.dialects import postgresql  # noqa: F401
 
-import storage.base
+import storage.base  # noqa: F401
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -287,6 +287,8 @@ def upgrade() -> None:
         sa.Column("contact", sa.String(length=64), nullable=True),
         sa.Column("checkin_code", sa.String(length=8), nullable=True),
         sa.Column("seats_taken", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("notice_text", sa.Text(), nullable=True),
         sa.Column("created_at", storage.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["course_id"], ["course.id"], name=op.f("fk_training_session_course_id_course")
@@ -327,8 +329,11 @@ def upgrade() -> None:
         sa.Column("session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("participant_name", sa.String(length=32), nullable=True),
         sa.Column("village_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("village_name", sa.String(length=32), nullable=True),
         sa.Column("household_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("age", sa.Integer(), nullable=True),
+        sa.Column("note", sa.String(length=128), nullable=True),
         sa.Column("cadre_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("wait_position", sa.Integer(), nullable=True),

@@ -1,0 +1,141 @@
+"""The composition root: builds engine, dispatcher, outbox, transports and scheduler; starts them in
+order and stops them in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.dispatch import Dispatcher, SystemClock
+from bot.outbox import Outbox
+from bot.transports.base import Transport
+from handlers.context import Clock, Prefs
+from storage.engine import make_engine, make_sessionmaker, upgrade_async
+
+log = logging.getLogger("bangfu.app")
+
+
+def prefs_from(settings: Settings) -> Prefs:
+    r = settings.reminders
+    return Prefs(tz=settings.tz, max_text_chars=settings.limits.max_text_chars,
+                 max_file_bytes=settings.limits.max_file_bytes,
+                 attach_window_minutes=settings.limits.attach_window_minutes, quiet_start=r.quiet_start,
+                 quiet_end=r.quiet_end, cadence_days=dict(r.cadence_days),
+                 training_hours_before=tuple(r.training_hours_before))
+
+
+def bot_commands() -> list[tuple[str, str]]:
+    from handlers.routes import COMMANDS
+
+    return [(name, desc) for name, _, desc in COMMANDS]
+
+
+def telegram_transport(settings: Settings) -> Transport | None:
+    t = settings.telegram
+    if t.token is None:
+        return None
+    host, _, port = t.listen.rpartition(":")
+    kw: dict[str, Any] = dict(
+        api_base=t.api_base, webhook_url=t.webhook_url,
+        webhook_secret=t.webhook_secret.get_secret_value() if t.webhook_secret else None,
+        listen_host=host, listen_port=int(port), webhook_path=t.webhook_path, commands=bot_commands(),
+        poll_timeout=t.poll_timeout, max_file_size=settings.limits.max_file_bytes,
+    )
+    token = t.token.get_secret_value()
+    if t.framework == "ptb":
+        from bot.transports.telegram_ptb import PTBTransport
+
+        return PTBTransport(token, **kw)
+    from bot.transports.telegram_aiogram import AiogramTransport
+
+    return AiogramTransport(token, **kw)
+
+
+def wecom_transport(settings: Settings) -> Transport | None:
+    w = settings.wecom
+    if not w.enabled:
+        return None
+    from bot.transports.wecom import WeComTransport
+
+    host, _, port = w.listen.rpartition(":")
+    assert w.secret and w.token and w.aes_key
+    return WeComTransport(
+        w.corp_id, w.agent_id, w.secret.get_secret_value(), w.token.get_secret_value(),
+        w.aes_key.get_secret_value(), api_base=w.api_base, listen_host=host, listen_port=int(port),
+        robots={k: v.get_secret_value() for k, v in w.robots.items()},
+    )
+
+
+class App:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 transports: list[Transport] | None = None, with_scheduler: bool = True,
+                 engine: AsyncEngine | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self._given_transports = transports
+        self.with_scheduler = with_scheduler
+        self.engine = engine
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self.transports: list[Transport] = []
+        self.dispatcher: Dispatcher | None = None
+        self.outbox: Outbox | None = None
+        self.scheduler: Any = None
+        self._started: list[Any] = []
+
+    def configured_transports(self) -> list[Transport]:
+        if self._given_transports is not None:
+            return list(self._given_transports)
+        return [t for t in (telegram_transport(self.settings), wecom_transport(self.settings)) if t is not None]
+
+    async def build(self) -> None:
+        """Everything but the transports' network side: usable by the demo and by tests."""
+        await upgrade_async(self.settings.database.url)
+        if self.engine is None:
+            self.engine = make_engine(self.settings.database.url)
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.transports = self.configured_transports()
+        self.outbox = Outbox(self.sessionmaker, {t.name: t for t in self.transports})
+        self.dispatcher = Dispatcher(
+            self.sessionmaker, prefs_from(self.settings), clock=self.clock,
+            inline_buttons={t.name: t.capabilities.inline_buttons for t in self.transports},
+            user_messages_per_minute=self.settings.limits.user_messages_per_minute,
+            on_outbox=self.outbox.notify, redis_url=self.settings.redis.url,
+        )
+
+    async def start(self) -> None:
+        if self.dispatcher is None:
+            await self.build()
+        assert self.outbox is not None and self.dispatcher is not None
+        self.outbox.start()
+        self._started.append(self.outbox)
+        for t in self.transports:
+            await t.start(self.dispatcher.handle)
+            self._started.append(t)
+            log.info("channel %s started", t.name)
+        if self.with_scheduler:
+            from bot.scheduler import start_scheduler
+
+            self.scheduler = await start_scheduler(self)
+            if self.scheduler is not None:
+                self._started.append(self.scheduler)
+
+    async def stop(self) -> None:
+        for part in reversed(self._started):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("error while stopping %s", part)
+        self._started.clear()
+        if self.engine is not None:
+            await self.engine.dispose()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,235 @@
+"""Incoming → inbox row → route → handler → outbox rows, in one transaction behind one error boundary.
+
+A duplicate delivery finds its inbox row and does nothing. A handler error rolls back to a savepoint,
+so the raw message and an apology (with a reference code) are still stored; only the log sees the trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.context import Clock, Context, Prefs
+from handlers.routes import route
+from handlers.types import Incoming, Reply, UserError
+from storage.accounts import find_identity, scope_for
+from storage.messages import card_for_message, inbox_insert, last_card_message, last_choices
+from storage.models import InboxMessage, OutboxMessage, Person
+
+log = logging.getLogger("bangfu.dispatch")
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class UserRateLimiter:
+    """Sliding one-minute window per (channel, sender). One friendly warning per window, then silence."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._warned: dict[tuple[str, str], float] = {}
+
+    async def check(self, key: tuple[str, str], now: float) -> str:
+        """'ok', 'warn' (first over the limit) or 'drop'."""
+        q = self._hits[key]
+        while q and now - q[0] > 60:
+            q.popleft()
+        q.append(now)
+        if len(q) <= self.per_minute:
+            return "ok"
+        if now - self._warned.get(key, -1e9) > 60:
+            self._warned[key] = now
+            return "warn"
+        return "drop"
+
+
+class RedisRateLimiter:
+    """The same limit shared by every worker process: a counter per user per minute in Redis."""
+
+    def __init__(self, url: str, per_minute: int) -> None:
+        import redis.asyncio as redis
+
+        self.per_minute = per_minute
+        self.redis = redis.from_url(url)
+
+    async def check(self, key: tuple[str, str], now: float) -> str:
+        minute = int(now // 60)
+        k = f"bangfu:rl:{key[0]}:{key[1]}:{minute}"
+        try:
+            pipe = self.redis.pipeline()
+            pipe.incr(k)
+            pipe.expire(k, 120)
+            n = int((await pipe.execute())[0])
+        except Exception:  # noqa: BLE001 - a Redis outage must not stop the bot: fail open
+            log.warning("rate limiter: Redis unavailable, not limiting")
+            return "ok"
+        if n <= self.per_minute:
+            return "ok"
+        return "warn" if n == self.per_minute + 1 else "drop"
+
+
+def _raw_for_inbox(inc: Incoming) -> dict[str, Any]:
+    if inc.raw is not None:
+        return inc.raw
+    return {"text": inc.text, "kind": inc.kind, "callback_data": inc.callback_data,
+            "reply_to": inc.reply_to_message_id,
+            "attachments": [a.__dict__ if hasattr(a, "__dict__") else
+                            {k: getattr(a, k) for k in a.__slots__} for a in inc.attachments]}
+
+
+class Dispatcher:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], prefs: Prefs, *, clock: Clock | None = None,
+        inline_buttons: dict[str, bool] | None = None, user_messages_per_minute: int = 30,
+        on_outbox: Callable[[], None] | None = None, redis_url: str | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.prefs = prefs
+        self.clock = clock or SystemClock()
+        self.inline_buttons = inline_buttons or {}
+        self.limiter: UserRateLimiter | RedisRateLimiter = (
+            RedisRateLimiter(redis_url, user_messages_per_minute) if redis_url
+            else UserRateLimiter(user_messages_per_minute))
+        self.on_outbox = on_outbox
+        self.services: dict[str, Any] = {}
+        self.redis_clock = redis_url is not None
+
+    async def __call__(self, inc: Incoming) -> None:
+        await self.handle(inc)
+
+    async def handle(self, inc: Incoming) -> None:
+        """Raises only when the database itself fails: the transport must then not confirm the update."""
+        now = self.clock.now().astimezone(self.prefs.tz)
+        wrote_outbox = False
+        async with self.sessionmaker() as session, session.begin():
+            text = inc.text or ""
+            inbox_id = await inbox_insert(
+                session, channel=inc.channel, chat_id=inc.chat.chat_id, message_key=inc.inbox_key[:128],
+                sender_id=inc.sender_id[:64], kind=inc.kind, text=text, raw=_json_safe(_raw_for_inbox(inc)),
+                received_at=now.astimezone(UTC),
+            )
+            if inbox_id is None:
+                log.info("duplicate delivery %s/%s/%s ignored", inc.channel, inc.chat.chat_id, inc.inbox_key)
+                return
+            if inc.chat.is_group and inc.kind != "callback":
+                # Groups get bulletins; the bot does not read group chatter (privacy, and no busywork).
+                await _set_state(session, inbox_id, "ignored", now)
+                return
+            verdict = await self.limiter.check((inc.channel, inc.sender_id),
+                                               time.time() if self.redis_clock else time.monotonic())
+            if verdict != "ok":
+                await _set_state(session, inbox_id, "throttled", now)
+                if verdict == "warn":
+                    await self._write_replies(session, inc, [Reply("您发得太快了，请稍等一分钟再发。刚才的消息都已保存。")],
+                                              inbox_id, now)
+                    wrote_outbox = True
+            else:
+                ctx = Context(session=session, incoming=inc, now=now, prefs=replace(
+                    self.prefs, inline_buttons=self.inline_buttons.get(inc.channel, True)),
+                    inbox_id=inbox_id, services=self.services)
+                state, error_ref = "done", None
+                try:
+                    async with session.begin_nested():
+                        await self._prepare(ctx)
+                        if len(text) > self.prefs.max_text_chars:
+                            ctx.inbox_state = "too_long"
+                            ctx.reply(f"消息太长（{len(text)}字），最多{self.prefs.max_text_chars}字。"
+                                      "原文已保存，请分几条发送。")
+                        else:
+                            await route(ctx)
+                        state = ctx.inbox_state
+                except UserError as e:
+                    ctx.replies = [Reply(str(e))]
+                    state = "user_error"
+                except Exception:
+                    error_ref = secrets.token_hex(3).upper()
+                    log.exception("handler failed [ref %s] on %s/%s/%s", error_ref, inc.channel,
+                                  inc.chat.chat_id, inc.inbox_key)
+                    ctx.replies = [Reply(f"抱歉，处理这条消息时出错了（参考码 {error_ref}）。"
+                                         "原文已保存，请稍后再试或把参考码告诉管理员。")]
+                    state = "failed"
+                await _set_state(session, inbox_id, state, now, error_ref)
+                await self._write_replies(session, ctx.incoming, ctx.replies, inbox_id, now)
+                wrote_outbox = bool(ctx.replies)
+        if wrote_outbox and self.on_outbox is not None:
+            self.on_outbox()
+
+    async def _prepare(self, ctx: Context) -> None:
+        inc = ctx.incoming
+        ident = await find_identity(ctx.session, inc.channel, inc.sender_id)
+        if ident is not None:
+            person = await ctx.session.get(Person, ident.person_id)
+            if person is not None and person.active:
+                ctx.identity, ctx.person = ident, person
+                ctx.scope = await scope_for(ctx.session, person)
+        if inc.reply_to_message_id:
+            ctx.card_key = await card_for_message(ctx.session, channel=inc.channel, chat_id=inc.chat.chat_id,
+                                                  transport_message_id=inc.reply_to_message_id)
+        # Channels without buttons show numbered choices; a bare number answers the newest one.
+        if not ctx.prefs.inline_buttons and inc.kind == "message" and inc.text.strip().isdigit():
+            row = await last_choices(ctx.session, channel=inc.channel, chat_id=inc.chat.chat_id)
+            if row is not None:
+                flat = [b for line in row.payload["buttons"] for b in line]
+                k = int(inc.text.strip())
+                if 1 <= k <= len(flat):
+                    ctx.incoming = replace(inc, kind="callback", callback_data=flat[k - 1][1],
+                                           reply_to_message_id=row.transport_message_id)
+                    ctx.card_key = row.card_key
+
+    async def _write_replies(self, session: AsyncSession, inc: Incoming, replies: list[Reply],
+                             inbox_id: int | None, now: datetime) -> None:
+        for r in replies:
+            await write_outbox(session, r, default_chat=inc.chat, inbox_id=inbox_id, now=now)
+
+
+async def write_outbox(session: AsyncSession, r: Reply, *, default_chat: Any, inbox_id: int | None = None,
+                       now: datetime, batch: str | None = None, not_before: datetime | None = None) -> OutboxMessage:
+    chat = r.to or default_chat
+    if r.private and chat.is_group:
+        raise ValueError("refusing to send a private reply to a group")
+    edit_of = None
+    if r.edit_card and r.card_key:
+        prev = await last_card_message(session, channel=chat.channel, chat_id=chat.chat_id, card_key=r.card_key)
+        edit_of = prev.id if prev is not None else None
+    doc = r.document or r.photo
+    row = OutboxMessage(
+        channel=chat.channel, chat_id=chat.chat_id, is_group=chat.is_group,
+        payload={"text": r.text, "buttons": [[[b.text, b.data] for b in line] for line in r.buttons],
+                 "keyboard": [list(x) for x in r.keyboard] if r.keyboard else None,
+                 "file_mime": doc.mime if doc else None},
+        file_name=doc.filename if doc else None, file_kind=("photo" if r.photo else "document") if doc else None,
+        file_content=doc.content if doc else None, card_key=r.card_key, edit_of_id=edit_of,
+        inbox_id=inbox_id, created_at=now, not_before=(not_before or now).astimezone(UTC), batch=batch,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: datetime,
+                     error_ref: str | None = None) -> None:
+    row = await session.get(InboxMessage, inbox_id)
+    if row is not None:
+        row.state, row.processed_at, row.error_ref = state, now.astimezone(UTC), error_ref
+
+
+def _json_safe(v: Any) -> Any:
+    import json
+
+    try:
+        return json.loads(json.dumps(v, ensure_ascii=False, default=str))
+    except (TypeError, ValueError):
+        return {"repr": repr(v)[:10000]}
+
+

@@ -1,0 +1,1 @@
+"""What the bot does, free of any transport: routes, handlers and Chinese text understanding."""

@@ -1,0 +1,187 @@
+"""The ordered route table: strangers, buttons, commands (slash or Chinese word), replies to cards,
+edits, attachments, then free text last."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from handlers import accounts, households, trainings, visits
+from handlers.context import Context
+from handlers.format import clip
+from handlers.resolver import get_registry
+from handlers.text import parse
+
+Handler = Callable[[Context, str], Awaitable[None]]
+
+HELP = (
+    "我能做这些：\n"
+    "① 记走访：直接发，例如“今天去大坝村王德明家，5口人，缺棉被两床，下周一送去”\n"
+    "② 改记录：回复走访卡片，例如“改成昨天”“棉被是3床”“删掉第2条需求”\n"
+    "③ 培训报名：例如“帮红岩村苏文斌报个名 蜜蜂养殖”\n"
+    "常用命令：\n"
+    "我的农户 /my · 走访记录 /visits · 需求 /needs · 培训 /train\n"
+    "撤销 /undo · 设置 /settings · 我是谁 /whoami · 帮助 /help"
+)
+
+# (slash command, Chinese words, description for setMyCommands)
+COMMANDS: list[tuple[str, tuple[str, ...], str]] = [
+    ("help", ("帮助", "help", "?", "？"), "帮助"),
+    ("my", ("我的农户", "农户"), "我的农户"),
+    ("visits", ("走访记录", "记录"), "最近的走访记录"),
+    ("needs", ("需求", "未解决需求"), "未解决的需求"),
+    ("train", ("培训", "培训班"), "培训报名"),
+    ("undo", ("撤销", "撤回"), "撤销上一条走访"),
+    ("settings", ("设置",), "免打扰等设置"),
+    ("whoami", ("我是谁",), "我的账号"),
+]
+
+_SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
+
+
+def match_command(text: str) -> tuple[str, str] | None:
+    t = text.strip()
+    m = _SLASH.match(t)
+    if m:
+        name = m.group(1).lower()
+        if any(name == c for c, _, _ in COMMANDS) or name == "start":
+            return name, (m.group(2) or "").strip()
+        return "unknown", name
+    for name, words, _ in COMMANDS:
+        for w in words:
+            if t == w or (name in ("settings", "train") and t.startswith(w + " ")):
+                return name, t[len(w):].strip()
+    return None
+
+
+async def _help(ctx: Context, _: str) -> None:
+    ctx.reply(HELP, keyboard=accounts.MAIN_KEYBOARD)
+
+
+async def _my(ctx: Context, _: str) -> None:
+    await households.my(ctx)
+
+
+async def _visits(ctx: Context, _: str) -> None:
+    await households.visits(ctx)
+
+
+async def _needs(ctx: Context, _: str) -> None:
+    await households.needs(ctx)
+
+
+async def _undo(ctx: Context, _: str) -> None:
+    await visits.undo(ctx)
+
+
+async def _whoami(ctx: Context, _: str) -> None:
+    await accounts.whoami(ctx)
+
+
+async def _settings(ctx: Context, args: str) -> None:
+    await accounts.settings(ctx, args)
+
+
+async def _start(ctx: Context, _: str) -> None:
+    ctx.reply("您已经绑定过账号了。直接发走访情况即可记录；发“帮助”看用法。", keyboard=accounts.MAIN_KEYBOARD)
+
+
+async def _unknown(ctx: Context, name: str) -> None:
+    ctx.reply(f"没有 /{name} 这个命令。\n\n{HELP}")
+
+
+async def _train(ctx: Context, args: str) -> None:
+    await trainings.command(ctx, args)
+
+
+COMMAND_HANDLERS: dict[str, Handler] = {
+    "help": _help, "my": _my, "visits": _visits, "needs": _needs, "undo": _undo, "whoami": _whoami,
+    "settings": _settings, "start": _start, "unknown": _unknown, "train": _train,
+}
+
+
+async def on_callback(ctx: Context) -> None:
+    data = ctx.incoming.callback_data or ""
+    parts = data.split(":")
+    try:
+        if parts[0] == "pk":
+            await visits.on_pick(ctx, int(parts[1]), int(parts[2]), int(parts[3]))
+        elif parts[0] == "add":
+            await visits.on_add_household(ctx, int(parts[1]), int(parts[2]))
+        elif parts[0] == "dt":
+            await visits.on_pick_date(ctx, int(parts[1]), parts[2])
+        elif parts[0] == "v" and parts[2] == "undo":
+            await visits.undo(ctx, int(parts[1]))
+        elif parts[0] == "v" and parts[2] == "edit":
+            await visits.on_card_edit_button(ctx, int(parts[1]))
+        elif parts[0] == "nd":
+            await visits.on_need_met(ctx, int(parts[1]))
+        elif parts[0] == "cmd" and parts[1] in COMMAND_HANDLERS:
+            await COMMAND_HANDLERS[parts[1]](ctx, "")
+        elif parts[0] in trainings.CALLBACK_PREFIXES:
+            await trainings.on_callback(ctx, parts)
+        else:
+            raise ValueError(data)
+    except (ValueError, IndexError):
+        ctx.inbox_state = "ignored"
+        ctx.reply("这个按钮已经失效了，请重新操作。")
+
+
+async def route(ctx: Context) -> None:
+    inc = ctx.incoming
+    if ctx.person is None:
+        await accounts.handle_stranger(ctx)
+        return
+    if inc.kind == "callback":
+        await on_callback(ctx)
+        return
+    if inc.kind == "edit":
+        await visits.on_edited(ctx)
+        return
+    if inc.kind == "event":
+        if inc.event == "click" and inc.callback_data in COMMAND_HANDLERS:
+            await COMMAND_HANDLERS[inc.callback_data](ctx, "")
+        else:
+            ctx.inbox_state = "ignored"
+        return
+    if inc.attachments:
+        await visits.attach(ctx)
+        return
+    text = inc.text.strip()
+    if not text:
+        ctx.inbox_state = "ignored"
+        return
+    cmd = match_command(text)
+    if cmd is not None:
+        await COMMAND_HANDLERS[cmd[0]](ctx, cmd[1])
+        return
+    if ctx.card_key and ctx.card_key.startswith("entry:"):
+        if await visits.correct(ctx, int(ctx.card_key.split(":")[1]), text):
+            return
+    if await trainings.pending_reply(ctx, text):
+        return
+    parsed = parse(text, ctx.now, await get_registry(ctx.session))
+    intent = parsed.get("intent")
+    if intent == "visit_log":
+        await visits.log_visit(ctx, parsed)
+    elif intent in ("training_signup", "training_cancel"):
+        await trainings.on_text(ctx, parsed)
+    else:
+        await not_understood(ctx, parsed)
+
+
+async def not_understood(ctx: Context, parsed: dict[str, object]) -> None:
+    """Kept in the inbox; the user is told plainly what was understood and what to send instead."""
+    ctx.inbox_state = "not_understood"
+    bits = []
+    if parsed.get("household_head"):
+        bits.append(f"户主：{parsed['household_head']}")
+    if parsed.get("village"):
+        bits.append(f"村：{parsed['village']}")
+    if parsed.get("course"):
+        bits.append(f"培训：{parsed['course']}")
+    seen = ("我从这句话里看到了 " + "，".join(bits) + "，但") if bits else "“" + clip(ctx.incoming.text, 20) + "”"
+    kind = "问题" if parsed.get("intent") == "query" else "内容"
+    ctx.reply(f"{seen}不确定要记成什么。这条{kind}已保存。\n\n"
+              "记走访请这样发：“今天去大坝村王德明家，5口人，缺棉被两床”\n"
+              "查情况可以发：“我的农户”“需求”“走访记录”。发“帮助”看全部用法。")

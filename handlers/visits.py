@@ -1,0 +1,576 @@
+"""Visit logging: free text → entry → one visit per household, the card, choices, corrections, undo,
+edits and attachments."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from handlers.context import Context
+from handlers.format import clip, fmt_date, fmt_qty, mask_personal
+from handlers.resolver import get_registry
+from handlers.text import parse, parse_correction
+from handlers.types import Button, Reply
+from storage.accounts import in_scope, paired_household_ids
+from storage.models import Entry, Household, Need, OrgUnit, Visit, VisitAttachment
+from storage.visits import (
+    FollowUpIn,
+    NeedIn,
+    add_visit,
+    clear_visits,
+    entry_by_source,
+    last_entry,
+    load_entry,
+    set_deleted,
+)
+
+AUTO_REASONS = ("exact", "member")
+MAX_CHOICES = 6
+
+
+def source_key(ctx: Context) -> str:
+    inc = ctx.incoming
+    return f"{inc.channel}:{inc.chat.chat_id}:{inc.message_id}"
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, list) else [v]
+
+
+def _pick(v: Any, i: int) -> Any:
+    """A per-household field is a scalar (same for all) or a list parallel to the heads."""
+    if isinstance(v, list):
+        return v[i] if i < len(v) else None
+    return v
+
+
+def _is_amb(v: Any) -> bool:
+    return isinstance(v, dict) and v.get("ambiguous") is True
+
+
+def _to_date(v: Any) -> date | None:
+    if isinstance(v, str):
+        try:
+            return date.fromisoformat(v)
+        except ValueError:
+            return None
+    if isinstance(v, dict) and not _is_amb(v):
+        if v.get("by"):
+            return _to_date(v["by"])
+        rng = v.get("range")
+        if isinstance(rng, list) and rng:
+            return _to_date(rng[0])
+    return None
+
+
+async def _home_village(ctx: Context) -> str | None:
+    p = ctx.person
+    if p is None or p.unit_id is None:
+        return None
+    unit = await ctx.session.get(OrgUnit, p.unit_id)
+    while unit is not None and unit.level == "group" and unit.parent_id is not None:
+        unit = await ctx.session.get(OrgUnit, unit.parent_id)
+    return unit.name if unit is not None and unit.level == "village" else None
+
+
+# ---------------------------------------------------------------- logging a visit
+
+
+async def log_visit(ctx: Context, parsed: dict[str, Any]) -> None:
+    assert ctx.person is not None
+    key = source_key(ctx)
+    entry = Entry(source_key=key, person_id=ctx.person.id, channel=ctx.incoming.channel,
+                  chat_id=ctx.chat.chat_id, raw_text=ctx.incoming.text, parse=parsed, state="pending",
+                  created_at=ctx.now, updated_at=ctx.now, history=[])
+    ctx.session.add(entry)
+    await ctx.session.flush()
+    await _start_resolution(ctx, entry, parsed)
+
+
+async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) -> None:
+    assert ctx.person is not None and ctx.scope is not None
+    heads = _as_list(parsed.get("household_head"))
+    if not heads:
+        entry.state = "unresolved"
+        ctx.reply(
+            "我看出这是一条走访记录，但没认出是哪一户。\n"
+            "原文已保存。请补一句户主姓名和村，例如：\n“今天去大坝村王德明家，5口人，缺棉被两床”",
+        )
+        return
+    reg = await get_registry(ctx.session)
+    paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
+    home = await _home_village(ctx)
+    items: list[dict[str, Any]] = []
+    for i, head in enumerate(heads):
+        village = _pick(parsed.get("village"), i)
+        name = head if isinstance(head, str) else str(head.get("raw", "")) if isinstance(head, dict) else ""
+        cands = reg.resolve(name, village=village if isinstance(village, str) else None,
+                            prefer_ids=paired, prefer_village=home)
+        ok: list[Any] = []
+        for c in cands:
+            if len(ok) >= MAX_CHOICES:
+                break
+            if await in_scope(ctx.session, ctx.scope, c.household.id):
+                ok.append(c)
+        item: dict[str, Any] = {"i": i, "name": name, "village": village if isinstance(village, str) else None,
+                                "cands": [c.household.id for c in ok], "hid": None}
+        exact = [c for c in ok if c.reason in AUTO_REASONS]
+        if len(exact) == 1 or (len(ok) == 1 and ok[0].reason in ("homophone", "pinyin")):
+            item["hid"] = (exact[0] if len(exact) == 1 else ok[0]).household.id
+            item["how"] = (exact[0] if len(exact) == 1 else ok[0]).reason
+        items.append(item)
+    date_v = parsed.get("visit_date")
+    entry.pending = {"heads": items, "date_cands": date_v.get("candidates") if _is_amb(date_v) else None,
+                     "date": None}
+    await _continue(ctx, entry)
+
+
+async def _continue(ctx: Context, entry: Entry) -> None:
+    """Ask the next open question, or save the visits when every question is answered."""
+    pend = entry.pending
+    for item in pend["heads"]:
+        if item["hid"] is None and not item.get("skip"):
+            await _ask_household(ctx, entry, item)
+            return
+    if pend.get("date_cands") and not pend.get("date"):
+        buttons = tuple(
+            (Button(fmt_date(date.fromisoformat(d), ctx.today), f"dt:{entry.id}:{d}"),)
+            for d in pend["date_cands"]
+        )
+        ctx.reply(f"“{clip(entry.raw_text, 20)}”里的日期有两种理解，是哪一天？", buttons=buttons,
+                  card_key=f"ask:{entry.id}")
+        return
+    await _save(ctx, entry)
+
+
+async def _ask_household(ctx: Context, entry: Entry, item: dict[str, Any]) -> None:
+    rows: list[tuple[Button, ...]] = []
+    for hid in item["cands"]:
+        h = await ctx.session.get(Household, hid)
+        if h is None:
+            continue
+        vill = await ctx.session.get(OrgUnit, h.village_id)
+        size = f"，{h.size}口" if h.size else ""
+        rows.append((Button(f"{h.head_name}（{vill.name if vill else ''}{size}）", f"pk:{entry.id}:{item['i']}:{hid}"),))
+    if rows:
+        rows.append((Button("都不是", f"pk:{entry.id}:{item['i']}:0"),))
+        ctx.reply(f"“{item['name']}”是哪一户？", buttons=tuple(rows), card_key=f"ask:{entry.id}")
+        return
+    village = item.get("village") or await _home_village(ctx)
+    where = f"（{village}）" if village else ""
+    buttons: list[tuple[Button, ...]] = []
+    if village:
+        buttons.append((Button(f"添加新农户 {item['name']}{where}", f"add:{entry.id}:{item['i']}"),))
+    buttons.append((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),))
+    hint = "" if village else "\n不知道是哪个村，无法添加。请重发并写上村名。"
+    ctx.reply(f"花名册里没有找到“{item['name']}”{where}。{hint}", buttons=tuple(buttons),
+              card_key=f"ask:{entry.id}")
+
+
+async def on_pick(ctx: Context, entry_id: int, index: int, hid: int) -> None:
+    entry = await _own_entry(ctx, entry_id)
+    if entry is None or entry.state != "pending":
+        ctx.reply("这条记录已经处理过了。")
+        return
+    pend = dict(entry.pending)
+    items = [dict(x) for x in pend["heads"]]
+    item = next((x for x in items if x["i"] == index), None)
+    if item is None:
+        return
+    if hid > 0:
+        assert ctx.scope is not None
+        if hid not in item["cands"] or not await in_scope(ctx.session, ctx.scope, hid):
+            ctx.reply("这一户不在您的帮扶范围内。")
+            return
+        item["hid"], item["how"] = hid, "picked"
+    elif hid == 0:
+        item["cands"] = []  # "none of these": offer to add it instead
+    else:
+        item["skip"] = True
+    pend["heads"] = items
+    entry.pending = pend
+    await _continue(ctx, entry)
+
+
+async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
+    entry = await _own_entry(ctx, entry_id)
+    if entry is None or entry.state != "pending":
+        ctx.reply("这条记录已经处理过了。")
+        return
+    pend = dict(entry.pending)
+    items = [dict(x) for x in pend["heads"]]
+    item = next((x for x in items if x["i"] == index), None)
+    if item is None:
+        return
+    village_name = item.get("village") or await _home_village(ctx)
+    village = (await ctx.session.execute(
+        select(OrgUnit).where(OrgUnit.name == village_name, OrgUnit.level == "village").limit(1)
+    )).scalar_one_or_none()
+    if village is None:
+        ctx.reply(f"找不到村“{village_name}”，无法添加。请联系管理员导入花名册。")
+        return
+    h = Household(natural_key=f"{village.id}||{item['name']}", village_id=village.id, unit_id=village.id,
+                  head_name=item["name"], htype="一般户", created_at=ctx.now, updated_at=ctx.now)
+    ctx.session.add(h)
+    await ctx.session.flush()
+    from storage.models import Pairing
+
+    assert ctx.person is not None
+    ctx.session.add(Pairing(person_id=ctx.person.id, household_id=h.id, since=ctx.now))
+    item["hid"], item["how"] = h.id, "added"
+    pend["heads"] = items
+    entry.pending = pend
+    await _continue(ctx, entry)
+
+
+async def on_pick_date(ctx: Context, entry_id: int, iso: str) -> None:
+    entry = await _own_entry(ctx, entry_id)
+    if entry is None or entry.state != "pending":
+        ctx.reply("这条记录已经处理过了。")
+        return
+    pend = dict(entry.pending)
+    if iso not in (pend.get("date_cands") or []):
+        return
+    pend["date"] = iso
+    entry.pending = pend
+    await _continue(ctx, entry)
+
+
+def _visit_date(ctx: Context, entry: Entry, i: int) -> date:
+    chosen = entry.pending.get("date")
+    if chosen:
+        return date.fromisoformat(chosen)
+    d = _to_date(_pick(entry.parse.get("visit_date"), i))
+    # No date cue means today, in the deployment's time zone.
+    return d if d is not None else ctx.today
+
+
+def _needs_for(parsed: dict[str, Any], name: str, n_heads: int) -> list[NeedIn]:
+    out = []
+    for n in parsed.get("needs") or []:
+        if not isinstance(n, dict):
+            continue
+        if n_heads > 1 and n.get("household") not in (None, name):
+            continue
+        cat = n.get("category")
+        if _is_amb(cat):
+            cat = (cat.get("candidates") or ["其他"])[0]
+        qty = n.get("qty")
+        out.append(NeedIn(category=str(cat or "其他"), item=str(n.get("item") or "")[:128],
+                          qty=float(qty) if isinstance(qty, (int, float)) and qty >= 0 else None,
+                          unit=n.get("unit") if isinstance(n.get("unit"), str) else None,
+                          status="met" if n.get("status") == "met" else "open"))
+    return out
+
+
+def _follow_ups_for(parsed: dict[str, Any], name: str, n_heads: int) -> list[FollowUpIn]:
+    out = []
+    for f in parsed.get("follow_ups") or []:
+        if not isinstance(f, dict):
+            continue
+        if n_heads > 1 and f.get("household") not in (None, name):
+            continue
+        due = f.get("due")
+        raw = due.get("raw") if isinstance(due, dict) else None
+        out.append(FollowUpIn(action=str(f.get("action") or "")[:200], due=_to_date(due), due_raw=raw))
+    return out
+
+
+async def _save(ctx: Context, entry: Entry) -> None:
+    assert ctx.person is not None
+    parsed = entry.parse
+    heads = [x for x in entry.pending["heads"] if x["hid"]]
+    n_heads = len(entry.pending["heads"])
+    if not heads:
+        entry.state = "dropped"
+        ctx.reply("好的，这条没有记成走访。原文已保存，需要时可以重发。")
+        return
+    vtype = parsed.get("visit_type")
+    vtype = vtype if isinstance(vtype, str) else "入户走访"
+    for item in heads:
+        i = item["i"]
+        size = _pick(parsed.get("household_size"), i)
+        await add_visit(
+            ctx.session, entry=entry, index=i, household_id=item["hid"], cadre_id=ctx.person.id,
+            visit_date=_visit_date(ctx, entry, i), visit_type=vtype,
+            household_size=size if isinstance(size, int) and 0 < size <= 30 else None,
+            needs=_needs_for(parsed, item["name"], n_heads),
+            follow_ups=_follow_ups_for(parsed, item["name"], n_heads), now=ctx.now,
+        )
+    entry.state = "saved"
+    await _reply_card(ctx, entry.id)
+
+
+# ---------------------------------------------------------------- the card
+
+
+async def card_text(ctx: Context, entry: Entry) -> str:
+    if entry.state == "undone":
+        return f"↩️ 已撤销这条走访记录（#{entry.id}）。原文仍保存在系统里。"
+    lines = [f"✅ 已记录走访（#{entry.id}）"]
+    visits = [v for v in entry.visits if not v.deleted]
+    for v in visits:
+        h = v.household
+        size = f"，{h.size}口" if h.size else ""
+        if len(visits) > 1:
+            lines.append("")
+        lines.append(f"户主：{h.head_name}（{h.village.name}{size}）")
+        lines.append(f"日期：{fmt_date(v.visit_date, ctx.today)}")
+        lines.append(f"方式：{v.visit_type}")
+        if v.needs:
+            lines.append("需求：")
+            for k, n in enumerate(v.needs, 1):
+                state = "已解决" if n.status == "met" else "未解决"
+                lines.append(f"  {k}. {n.category}·{n.item}{fmt_qty(n.qty, n.unit)}（{state}）")
+        else:
+            lines.append("需求：无")
+        if v.follow_ups:
+            lines.append("后续：")
+            for f in v.follow_ups:
+                due = f" — {fmt_date(f.due)}" if f.due else ""
+                lines.append(f"  · {f.action}{due}")
+    lines.append("")
+    lines.append("有误请直接回复本条，如“改成昨天”“棉被是3床”“删掉第1条需求”。")
+    return mask_personal("\n".join(lines))
+
+
+def card_buttons(entry: Entry) -> tuple[tuple[Button, ...], ...]:
+    if entry.state != "saved":
+        return ()
+    return ((Button("撤销", f"v:{entry.id}:undo"), Button("修改", f"v:{entry.id}:edit")),)
+
+
+async def _reply_card(ctx: Context, entry_id: int, *, edit: bool = False) -> Reply:
+    entry = await load_entry(ctx.session, entry_id)
+    assert entry is not None
+    return ctx.reply(await card_text(ctx, entry), buttons=card_buttons(entry), card_key=f"entry:{entry.id}",
+                     edit_card=edit)
+
+
+async def _own_entry(ctx: Context, entry_id: int) -> Entry | None:
+    entry = await load_entry(ctx.session, entry_id)
+    if entry is None or ctx.person is None or entry.person_id != ctx.person.id:
+        return None
+    return entry
+
+
+# ---------------------------------------------------------------- undo, corrections, edits
+
+
+async def undo(ctx: Context, entry_id: int | None = None) -> None:
+    assert ctx.person is not None
+    entry = await (_own_entry(ctx, entry_id) if entry_id else last_entry(ctx.session, ctx.person.id))
+    if entry is None or entry.state != "saved":
+        ctx.reply("没有可以撤销的走访记录。")
+        return
+    await set_deleted(ctx.session, entry, True)
+    entry.state = "undone"
+    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "undo"}]
+    await _reply_card(ctx, entry.id, edit=True)
+    ctx.reply(f"已撤销走访记录 #{entry.id}。")
+
+
+async def on_card_edit_button(ctx: Context, entry_id: int) -> None:
+    ctx.reply("请直接“回复”那张走访卡片，写要改的内容，例如：\n"
+              "· 改成昨天\n· 是王德明不是王德民\n· 棉被是3床\n· 删掉第二条需求\n· 改成电话回访")
+
+
+async def correct(ctx: Context, entry_id: int, text: str) -> bool:
+    """Apply a plain-language correction to a card. False when the text is not a correction."""
+    entry = await _own_entry(ctx, entry_id)
+    if entry is None:
+        return False
+    corr = parse_correction(text, ctx.now)
+    if corr is None:
+        return False
+    if entry.state != "saved":
+        ctx.reply("这条记录已撤销或还没保存，无法修改。")
+        return True
+    visits = [v for v in entry.visits if not v.deleted]
+    change: dict[str, Any] = {"at": ctx.now.isoformat(), "text": text, "kind": corr.kind}
+    msg = await _apply_correction(ctx, entry, visits, corr, change)
+    if msg is not None:
+        ctx.reply(msg)
+        return True
+    entry.history = [*entry.history, change]
+    entry.updated_at = ctx.now
+    await ctx.session.flush()
+    ctx.session.expire_all()
+    await _reply_card(ctx, entry.id, edit=True)
+    ctx.reply("已修改 ✅")
+    return True
+
+
+async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], corr: Any,
+                            change: dict[str, Any]) -> str | None:
+    """Returns an error message for the user, or None when applied (recording old/new in `change`)."""
+    kind = corr.kind
+    if kind == "date":
+        new = _to_date(corr.value) if not isinstance(corr.value, date) else corr.value
+        if new is None:
+            return "没看懂要改成哪天，请写具体日期，如“改成11月20日”。"
+        change["old"] = [v.visit_date.isoformat() for v in visits]
+        for v in visits:
+            v.visit_date = new
+        change["new"] = new.isoformat()
+        return None
+    if kind == "visit_type":
+        change["old"] = [v.visit_type for v in visits]
+        for v in visits:
+            v.visit_type = str(corr.value)
+        change["new"] = corr.value
+        return None
+    if kind == "size":
+        for v in visits:
+            v.household_size = int(corr.value)
+            v.household.size = int(corr.value)
+        change["new"] = corr.value
+        return None
+    if kind == "household":
+        return await _correct_household(ctx, visits, corr, change)
+    needs = [n for v in visits for n in v.needs]
+    if kind == "need_qty":
+        target = _find_need(needs, getattr(corr, "item", None))
+        if target is None:
+            return f"没有找到“{getattr(corr, 'item', '')}”这条需求。"
+        change["old"] = {"need": target.id, "qty": None if target.qty is None else float(target.qty)}
+        from decimal import Decimal
+
+        target.qty = Decimal(str(corr.value))
+        if getattr(corr, "unit", None):
+            target.unit = corr.unit
+        change["new"] = corr.value
+        return None
+    if kind == "need_delete":
+        idx = int(corr.value) - 1
+        if not 0 <= idx < len(needs):
+            return f"没有第{idx + 1}条需求（共{len(needs)}条）。"
+        n = needs[idx]
+        change["old"] = {"need": n.id, "item": n.item, "category": n.category}
+        await ctx.session.delete(n)
+        return None
+    if kind == "need_add":
+        v = visits[0]
+        for n in _needs_for({"needs": corr.value if isinstance(corr.value, list) else [corr.value]}, "", 1):
+            ctx.session.add(Need(visit_id=v.id, household_id=v.household_id, category=n.category, item=n.item,
+                                 qty=None if n.qty is None else __import__("decimal").Decimal(str(n.qty)),
+                                 unit=n.unit, status=n.status, raised_on=v.visit_date))
+        change["new"] = corr.value
+        return None
+    return "这个改法我还不会，请换个说法，例如“改成昨天”“棉被是3床”。"
+
+
+def _find_need(needs: list[Need], item: str | None) -> Need | None:
+    if not item:
+        return needs[0] if len(needs) == 1 else None
+    for n in needs:
+        if item in n.item or n.item in item:
+            return n
+    return None
+
+
+async def _correct_household(ctx: Context, visits: list[Visit], corr: Any, change: dict[str, Any]) -> str | None:
+    assert ctx.person is not None and ctx.scope is not None
+    new_name = str(corr.value)
+    old_name = getattr(corr, "old", None)
+    target = visits[0] if len(visits) == 1 else next(
+        (v for v in visits if old_name and v.household.head_name == old_name), None)
+    if target is None:
+        return "有几户，不知道改哪一户，请写“是A不是B”。"
+    reg = await get_registry(ctx.session)
+    paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
+    cands = [c for c in reg.resolve(new_name, prefer_ids=paired) if c.reason in AUTO_REASONS]
+    cands = [c for c in cands if await in_scope(ctx.session, ctx.scope, c.household.id)]
+    if not cands:
+        return f"花名册里没有找到“{new_name}”。"
+    if len(cands) > 1:
+        return f"“{new_name}”有{len(cands)}户，请在名字前加上村名。"
+    hid = cands[0].household.id
+    change["old"] = {"visit": target.id, "household": target.household_id}
+    target.household_id = hid
+    for n in target.needs:
+        n.household_id = hid
+    for f in target.follow_ups:
+        f.household_id = hid
+    change["new"] = hid
+    return None
+
+
+async def on_edited(ctx: Context) -> None:
+    """An edited chat message re-derives its entry's visits from the new text."""
+    assert ctx.person is not None
+    key = source_key(ctx)
+    entry = await entry_by_source(ctx.session, key)
+    if entry is None or entry.person_id != ctx.person.id:
+        ctx.inbox_state = "ignored"
+        return
+    parsed = parse(ctx.incoming.text, ctx.now, await get_registry(ctx.session))
+    if parsed.get("intent") != "visit_log":
+        ctx.reply(f"修改后的消息看起来不是走访记录了。走访记录 #{entry.id} 保持不变；要删除请发“撤销”。")
+        return
+    old = [{"household": v.household_id, "date": v.visit_date.isoformat()} for v in entry.visits]
+    entry.raw_text = ctx.incoming.text
+    entry.parse = parsed
+    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "edited", "old": old}]
+    entry.state = "pending"
+    await clear_visits(ctx.session, entry)
+    # The bulk delete bypassed the ORM: forget the loaded collection so the card reloads it.
+    ctx.session.expire(entry, ["visits"])
+    await _start_resolution(ctx, entry, parsed)
+    for r in ctx.replies:
+        if r.card_key == f"entry:{entry.id}":
+            r.edit_card = True
+
+
+# ---------------------------------------------------------------- attachments
+
+
+async def attach(ctx: Context) -> None:
+    assert ctx.person is not None
+    inc = ctx.incoming
+    too_big = [a for a in inc.attachments if a.size and a.size > ctx.prefs.max_file_bytes]
+    if too_big:
+        mb = ctx.prefs.max_file_bytes / 1_000_000
+        ctx.reply(f"文件太大（{too_big[0].size / 1_000_000:.1f} MB），上限是 {mb:.0f} MB，没有保存。请压缩后再发。")
+        return
+    entry: Entry | None = None
+    if ctx.card_key and ctx.card_key.startswith("entry:"):
+        entry = await _own_entry(ctx, int(ctx.card_key.split(":")[1]))
+    if entry is None:
+        last = await last_entry(ctx.session, ctx.person.id)
+        window = timedelta(minutes=ctx.prefs.attach_window_minutes)
+        if last is not None and ctx.now - last.created_at <= window:
+            entry = last
+    if entry is None or entry.state != "saved":
+        ctx.reply("收到了，但不知道附到哪条走访记录。请“回复”对应的走访卡片再发送，或先发走访内容。")
+        ctx.inbox_state = "unmatched"
+        return
+    for v in entry.visits:
+        if v.deleted:
+            continue
+        for a in inc.attachments:
+            ctx.session.add(VisitAttachment(
+                visit_id=v.id, kind=a.kind, channel=inc.channel, file_id=a.file_id, file_name=a.file_name,
+                mime=a.mime, size=a.size, latitude=a.latitude, longitude=a.longitude, created_at=ctx.now))
+    kinds = {"photo": "照片", "voice": "语音", "location": "位置", "document": "文件", "video": "视频"}
+    what = "、".join(sorted({kinds.get(a.kind, "附件") for a in inc.attachments}))
+    ctx.reply(f"📎 {what}已附到走访记录 #{entry.id}。")
+
+
+async def on_need_met(ctx: Context, need_id: int) -> None:
+    assert ctx.scope is not None and ctx.person is not None
+    need = await ctx.session.get(Need, need_id)
+    if need is None or not await in_scope(ctx.session, ctx.scope, need.household_id):
+        ctx.reply("没有找到这条需求，或不在您的帮扶范围内。")
+        return
+    if need.status == "met":
+        ctx.reply("这条需求已经标记为已解决。")
+        return
+    need.status, need.met_at, need.met_by_id = "met", ctx.now, ctx.person.id
+    ctx.reply(f"已标记解决：{need.category}·{need.item}{fmt_qty(need.qty, need.unit)} ✅")
+
+
