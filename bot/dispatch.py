@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.context import Clock, Context, Prefs
 from handlers.routes import route
-from handlers.types import Incoming, Reply, UserError
+from bot.transports.choices import pick_choice
+from handlers.types import Button, Incoming, Reply, UserError
 from storage.accounts import find_identity, scope_for
-from storage.messages import card_for_message, inbox_insert, last_card_message, last_choices
+from storage.messages import add_outbox, card_for_message, inbox_insert, last_card_message, last_choices
 from storage.models import InboxMessage, OutboxMessage, Person
 
 log = logging.getLogger("bangfu.dispatch")
@@ -177,13 +178,13 @@ class Dispatcher:
             ctx.card_key = await card_for_message(ctx.session, channel=inc.channel, chat_id=inc.chat.chat_id,
                                                   transport_message_id=inc.reply_to_message_id)
         # Channels without buttons show numbered choices; a bare number answers the newest one.
-        if not ctx.prefs.inline_buttons and inc.kind == "message" and inc.text.strip().isdigit():
+        if not ctx.prefs.inline_buttons and inc.kind == "message" and len(inc.text) <= 8:
             row = await last_choices(ctx.session, channel=inc.channel, chat_id=inc.chat.chat_id)
             if row is not None:
-                flat = [b for line in row.payload["buttons"] for b in line]
-                k = int(inc.text.strip())
-                if 1 <= k <= len(flat):
-                    ctx.incoming = replace(inc, kind="callback", callback_data=flat[k - 1][1],
+                buttons = [[Button(t, d) for t, d in line] for line in row.payload["buttons"]]
+                picked = pick_choice(inc.text, buttons)
+                if picked is not None:
+                    ctx.incoming = replace(inc, kind="callback", callback_data=picked.data,
                                            reply_to_message_id=row.transport_message_id)
                     ctx.card_key = row.card_key
 
@@ -203,18 +204,13 @@ async def write_outbox(session: AsyncSession, r: Reply, *, default_chat: Any, in
         prev = await last_card_message(session, channel=chat.channel, chat_id=chat.chat_id, card_key=r.card_key)
         edit_of = prev.id if prev is not None else None
     doc = r.document or r.photo
-    row = OutboxMessage(
-        channel=chat.channel, chat_id=chat.chat_id, is_group=chat.is_group,
-        payload={"text": r.text, "buttons": [[[b.text, b.data] for b in line] for line in r.buttons],
-                 "keyboard": [list(x) for x in r.keyboard] if r.keyboard else None,
-                 "file_mime": doc.mime if doc else None},
+    return await add_outbox(
+        session, channel=chat.channel, chat_id=chat.chat_id, is_group=chat.is_group, text=r.text,
+        buttons=[[(b.text, b.data) for b in line] for line in r.buttons], keyboard=r.keyboard,
         file_name=doc.filename if doc else None, file_kind=("photo" if r.photo else "document") if doc else None,
-        file_content=doc.content if doc else None, card_key=r.card_key, edit_of_id=edit_of,
-        inbox_id=inbox_id, created_at=now, not_before=(not_before or now).astimezone(UTC), batch=batch,
+        file_mime=doc.mime if doc else None, file_content=doc.content if doc else None, card_key=r.card_key,
+        edit_of_id=edit_of, inbox_id=inbox_id, now=now, batch=batch, not_before=not_before,
     )
-    session.add(row)
-    await session.flush()
-    return row
 
 
 async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: datetime,

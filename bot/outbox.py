@@ -264,7 +264,8 @@ class Outbox:
         try:
             sent = await transport.send(msg)
         except RetryAfter as e:
-            self.limits[row.channel].paused_until = time.monotonic() + e.seconds
+            if e.scope == "channel":
+                self.limits[row.channel].paused_until = time.monotonic() + e.seconds
             log.warning("%s asked to retry after %ss (outbox %s)", row.channel, e.seconds, row.id)
             return {"status": "pending", "not_before": _in(e.seconds), "last_error": str(e)[:255]}
         except TransientError as e:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from handlers.types import Button, ChatRef, Document, Incoming
 
@@ -56,9 +56,11 @@ class DeliveryError(Exception):
 class RetryAfter(DeliveryError):
     """The platform asked us to wait (Telegram 429 retry_after)."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, scope: Literal["channel", "chat"] = "channel") -> None:
         super().__init__(f"retry after {seconds}s")
         self.seconds = seconds
+        # "chat": only this chat must wait (a per-user or per-robot limit); "channel": the whole bot.
+        self.scope = scope
 
 
 class TransientError(DeliveryError):
@@ -116,14 +118,3 @@ def split_text(text: str, limit: int, byte_limit: int | None = None) -> list[str
         chunks.append(current)
     return [c.rstrip("\n") or c for c in chunks]
 
-
-def render_choices(text: str, buttons: tuple[tuple[Button, ...], ...]) -> str:
-    """For channels without inline buttons: numbered options, answered by sending the number.
-
-    The dispatcher maps a bare number back to the i-th button (1-based, rows flattened in order).
-    """
-    flat = [b for row in buttons for b in row]
-    if not flat:
-        return text
-    lines = [f"{i}. {b.text}" for i, b in enumerate(flat, 1)]
-    return f"{text}\n\n回复数字选择：\n" + "\n".join(lines)

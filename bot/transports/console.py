@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent, render_choices
+from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent
+from bot.transports.choices import render_choices
 from handlers.types import ChatRef, Incoming
 
 CAPS = Capabilities(name="console", max_text=100_000, inline_buttons=False, reply_keyboard=False,
