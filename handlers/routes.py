@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from handlers import accounts, households, trainings, visits
+from handlers import accounts, broadcast, households, reminders, trainings, visits
 from handlers.context import Context
 from handlers.format import clip
 from handlers.resolver import get_registry
@@ -34,6 +34,8 @@ COMMANDS: list[tuple[str, tuple[str, ...], str]] = [
     ("undo", ("撤销", "撤回"), "撤销上一条走访"),
     ("settings", ("设置",), "免打扰等设置"),
     ("whoami", ("我是谁",), "我的账号"),
+    # issue 6 (broadcast): admins and supervisors only; the handler refuses everyone else
+    ("broadcast", ("广播",), "群发通知"),
 ]
 
 _SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
@@ -49,7 +51,7 @@ def match_command(text: str) -> tuple[str, str] | None:
         return "unknown", name
     for name, words, _ in COMMANDS:
         for w in words:
-            if t == w or (name in ("settings", "train") and t.startswith(w + " ")):
+            if t == w or (name in ("settings", "train", "broadcast") and t.startswith(w + " ")):
                 return name, t[len(w):].strip()
     return None
 
@@ -94,9 +96,14 @@ async def _train(ctx: Context, args: str) -> None:
     await trainings.command(ctx, args)
 
 
+async def _broadcast(ctx: Context, args: str) -> None:
+    await broadcast.command(ctx, args)
+
+
 COMMAND_HANDLERS: dict[str, Handler] = {
     "help": _help, "my": _my, "visits": _visits, "needs": _needs, "undo": _undo, "whoami": _whoami,
     "settings": _settings, "start": _start, "unknown": _unknown, "train": _train,
+    "broadcast": _broadcast,  # issue 6
 }
 
 
@@ -120,6 +127,11 @@ async def on_callback(ctx: Context) -> None:
             await COMMAND_HANDLERS[parts[1]](ctx, "")
         elif parts[0] in trainings.CALLBACK_PREFIXES:
             await trainings.on_callback(ctx, parts)
+        # issue 6: reminder buttons (rm:…) and broadcast preview/confirm (bc:…)
+        elif parts[0] in reminders.CALLBACK_PREFIXES:
+            await reminders.on_callback(ctx, parts)
+        elif parts[0] in broadcast.CALLBACK_PREFIXES:
+            await broadcast.on_callback(ctx, parts)
         else:
             raise ValueError(data)
     except (ValueError, IndexError):
@@ -158,6 +170,8 @@ async def route(ctx: Context) -> None:
     if ctx.card_key and ctx.card_key.startswith("entry:"):
         if await visits.correct(ctx, int(ctx.card_key.split(":")[1]), text):
             return
+    elif await visits.correct_latest(ctx, text):
+        return
     if await trainings.pending_reply(ctx, text):
         return
     parsed = parse(text, ctx.now, await get_registry(ctx.session))

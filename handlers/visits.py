@@ -405,6 +405,18 @@ async def correct(ctx: Context, entry_id: int, text: str) -> bool:
     return True
 
 
+async def correct_latest(ctx: Context, text: str) -> bool:
+    """A correction sent without replying to a card (WeCom cannot quote) applies to the newest entry
+    of the last day."""
+    assert ctx.person is not None
+    if parse_correction(text, ctx.now) is None:
+        return False
+    last = await last_entry(ctx.session, ctx.person.id)
+    if last is None or ctx.now - last.created_at > timedelta(days=1):
+        return False
+    return await correct(ctx, last.id, text)
+
+
 async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], corr: Any,
                             change: dict[str, Any]) -> str | None:
     """Returns an error message for the user, or None when applied (recording old/new in `change`)."""
