@@ -83,10 +83,22 @@ def run_cmd(state: CliState, verbose: bool) -> None:
         click.echo("no channel configured: set BANGFU_TELEGRAM__TOKEN (or [telegram] token) or enable "
                    "[wecom]. To try the bot in a terminal, run: bangfu chat", err=True)
         sys.exit(2)
+    run(_serve(app))
+
+
+async def _serve(app: Any) -> None:
+    """Run until SIGINT or SIGTERM, then stop every part in reverse order (outbox rows stay queued)."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
     try:
-        run(app.run_forever())
-    except KeyboardInterrupt:
-        pass
+        await stop.wait()
+    finally:
+        await app.stop()
 
 
 @main.command()
@@ -129,8 +141,9 @@ def invite(state: CliState, role: str, person_name: str | None, phone: str | Non
 
 def _register() -> None:
     from bot.cli_data import COMMANDS as data_commands
+    from bot.cli_ops import COMMANDS as ops_commands
 
-    for cmd in data_commands:
+    for cmd in [*data_commands, *ops_commands]:
         main.add_command(cmd)
 
 

@@ -1,0 +1,150 @@
+"""Operator commands for data safety: SQLite backup and restore, the audit log, inbox text retention."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+
+from bot.cli import CliState, pass_state, run
+from storage.engine import make_engine, make_sessionmaker, normalise_url
+from storage.models import AuditLog, InboxMessage
+
+
+def _sqlite_path(url: str) -> Path | None:
+    u = make_url(normalise_url(url))
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def _audit(path: Path, action: str, detail: dict[str, object]) -> None:
+    with sqlite3.connect(path) as conn:
+        try:
+            conn.execute("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                         (datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" "), "cli", action,
+                          json.dumps(detail, ensure_ascii=False)))
+        except sqlite3.OperationalError:
+            pass  # not a bangfu database (yet): nothing to record into
+
+
+@click.command()
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False))
+@pass_state
+def backup(state: CliState, out: str) -> None:
+    """Copy the SQLite database with SQLite's online backup API (safe while the bot runs).
+
+    For PostgreSQL use pg_dump (see docs/SECURITY.md)."""
+    src = _sqlite_path(state.settings.database.url)
+    if src is None:
+        click.echo("backup works on SQLite; for PostgreSQL run: pg_dump -Fc -f FILE DBNAME "
+                   "(see docs/SECURITY.md)", err=True)
+        sys.exit(2)
+    if not src.exists():
+        click.echo(f"no database at {src}", err=True)
+        sys.exit(2)
+    dest = Path(out)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(src) as s, sqlite3.connect(dest) as d:
+        s.backup(d)
+    _audit(src, "backup", {"to": str(dest)})
+    click.echo(f"backed up {src} to {dest} ({dest.stat().st_size} bytes)")
+
+
+def _is_empty(path: Path) -> bool:
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in ("household", "person", "visit", "inbox"):
+            if t in tables and conn.execute(f'SELECT 1 FROM "{t}" LIMIT 1').fetchone():
+                return False
+    return True
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite a database that already holds data.")
+@pass_state
+def restore(state: CliState, file: str, force: bool) -> None:
+    """Restore the SQLite database from a backup file. Refuses to overwrite data unless --force."""
+    dest = _sqlite_path(state.settings.database.url)
+    if dest is None:
+        click.echo("restore works on SQLite; for PostgreSQL use pg_restore (see docs/SECURITY.md)", err=True)
+        sys.exit(2)
+    src = Path(file)
+    try:
+        with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as conn:
+            if conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+            conn.execute("SELECT 1 FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        click.echo(f"{src} is not a bangfu SQLite backup: {e}", err=True)
+        sys.exit(2)
+    if not _is_empty(dest) and not force:
+        click.echo(f"{dest} already holds data; refusing to overwrite it. Pass --force to replace it.", err=True)
+        sys.exit(1)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(src) as s, sqlite3.connect(dest) as d:
+        s.backup(d)
+    _audit(dest, "restore", {"from": str(src), "forced": force})
+    click.echo(f"restored {dest} from {src}")
+
+
+@click.command()
+@click.option("--limit", default=50, show_default=True)
+@pass_state
+def audit(state: CliState, limit: int) -> None:
+    """Show the newest entries of the audit log (admin actions)."""
+
+    async def go() -> list[AuditLog]:
+        engine = make_engine(state.settings.database.url)
+        try:
+            async with make_sessionmaker(engine)() as s:
+                q = select(AuditLog).order_by(AuditLog.id.desc()).limit(limit)
+                return list((await s.execute(q)).scalars())
+        finally:
+            await engine.dispose()
+
+    rows = run(go())
+    if not rows:
+        click.echo("audit log is empty")
+    for r in rows:
+        at = r.at.astimezone(state.settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{at}  {r.actor:<12} {r.action:<20} {json.dumps(r.detail, ensure_ascii=False)}")
+
+
+@click.command("purge-inbox-text")
+@pass_state
+def purge_inbox_text(state: CliState) -> None:
+    """Blank raw message text older than [privacy] inbox_text_retention_days (records stay)."""
+    days = state.settings.privacy.inbox_text_retention_days
+    if days is None:
+        click.echo("retention is off ([privacy] inbox_text_retention_days not set)")
+        return
+    n = run(purge_old_inbox_text(state.settings.database.url, days))
+    click.echo(f"blanked the text of {n} inbox messages older than {days} days")
+
+
+async def purge_old_inbox_text(url: str, days: int, now: datetime | None = None) -> int:
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as s, s.begin():
+            res = await s.execute(
+                update(InboxMessage).where(InboxMessage.received_at < cutoff, InboxMessage.text != "")
+                .values(text="", raw=None))
+            n = int(getattr(res, "rowcount", 0) or 0)
+            s.add(AuditLog(actor="retention", action="inbox.purge_text", detail={"days": days, "rows": n}))
+            return n
+    finally:
+        await engine.dispose()
+
+
+COMMANDS: list[click.Command] = [backup, restore, audit, purge_inbox_text]
