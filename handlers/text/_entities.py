@@ -1,0 +1,379 @@
+"""Villages, person names, clauses, household sizes and phone numbers found in a normalised message.
+
+Names are found by surname + context rules (jieba without HMM splits unknown names into single chars, which is
+exactly what these rules expect); registered names arrive as whole jieba tokens via the registry's dictionary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from ._lexicon import (
+    COMPOUND_SURNAMES,
+    KIN_WORDS,
+    NAME_STOP,
+    NEED_KEYWORDS,
+    NOT_GIVEN2,
+    SURNAMES,
+    TRADES,
+    VILLAGE_BAD_START,
+    VILLAGE_BAD_WORDS,
+    VILLAGE_NEXT_BAD,
+    trie_regex,
+)
+from ._numbers import NUM, parse_number
+from ._segment import jieba, word_freq
+
+Role = Literal["head", "member", "visitor"]
+
+
+@dataclass(slots=True)
+class Span:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(slots=True)
+class NameHit:
+    start: int
+    end: int
+    name: str
+    role: Role
+    kin: str = ""  # the kin word right before a member name (他表哥覃小东 -> 表哥)
+    strong: bool = False
+
+
+def tokenize(tok: jieba.Tokenizer, text: str) -> list[str]:
+    # HMM off: ~40% faster, and unknown names stay as single chars that the surname rules piece together.
+    return list(tok.cut(text, HMM=False))
+
+
+def boundaries(tokens: list[str]) -> set[int]:
+    out = {0}
+    pos = 0
+    for t in tokens:
+        pos += len(t)
+        out.add(pos)
+    return out
+
+
+def token_spans(tokens: list[str], wanted: frozenset[str]) -> list[Span]:
+    """Tokens that are in `wanted` (registered names/villages), with offsets."""
+    out: list[Span] = []
+    pos = 0
+    for t in tokens:
+        if t in wanted:
+            out.append(Span(pos, pos + len(t), t))
+        pos += len(t)
+    return out
+
+
+_WINDOW = 8
+
+
+def window_bounds(tok: jieba.Tokenizer, text: str) -> set[int]:
+    """Token boundaries only where they matter (just before 村/组/寨): segmenting short windows instead of the
+    whole message keeps parse() well under the cost of one jieba.lcut of it."""
+    out: set[int] = {0}
+    last_end = -1
+    for m in _VILLAGE_SUFFIX.finditer(text):
+        p = m.start()
+        s = max(0, p - _WINDOW, last_end)
+        if s >= p:
+            continue
+        pos = s
+        out.add(s)
+        for w in tok.cut(text[s:p + 1], HMM=False):
+            pos += len(w)
+            out.add(pos)
+        last_end = p + 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- villages
+_VILLAGE_SUFFIX = re.compile(r"[村组寨屯]")
+_HAN = re.compile(r"[\u4e00-\u9fff]+")
+_VILLAGE_PREFIX_CHARS = frozenset("大小新老东西南北中高长白黑红青石龙马金银坝沙岩水田山河")
+_STEM_BAD_END = frozenset("各每全本该这那哪我你他她们个的了")
+
+
+def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) -> list[Span]:
+    """Village-like names ending in 村/组/寨 as written; a 组 right after a village is folded into it.
+    `known` are registered villages already located as jieba tokens."""
+    out: list[Span] = list(known or [])
+    covered = bytearray(len(text) + 1)
+    for k in out:
+        covered[k.start:k.end] = b"\x01" * (k.end - k.start)
+    for m in _VILLAGE_SUFFIX.finditer(text):
+        p = m.start()
+        if covered[p]:
+            continue
+        nxt = text[p + 1: p + 2]
+        if nxt and nxt in VILLAGE_NEXT_BAD:
+            continue
+        if text[p - 1: p].isdigit() or text[p - 1: p] in "一二三四五六七八九十":
+            continue  # 3组 / 二组: a sub-unit number, not a name
+        best: str | None = None
+        s3, s2 = text[max(0, p - 3):p], text[max(0, p - 2):p]
+        ok2 = (len(s2) == 2 and _HAN.fullmatch(s2) is not None and s2[0] not in VILLAGE_BAD_START
+               and s2[-1] not in _STEM_BAD_END and (p - 2) in bounds)
+        ok3 = (len(s3) == 3 and _HAN.fullmatch(s3) is not None and s3[0] not in VILLAGE_BAD_START
+               and s3[-1] not in _STEM_BAD_END and (p - 3) in bounds
+               and ((p - 2) not in bounds or s3[0] in _VILLAGE_PREFIX_CHARS or s3[1] in "家")
+               and s3[1] not in VILLAGE_BAD_START)
+        if ok3:
+            best = s3
+        elif ok2:
+            best = s2
+        if best is None:
+            continue
+        name = best + text[p]
+        if name in VILLAGE_BAD_WORDS or any(ch in "的了是在和" for ch in best):
+            continue
+        out.append(Span(p - len(best), p + 1, name))
+    out.sort(key=lambda s: s.start)
+    # drop a 组/寨 glued to a preceding 村 (高坡村三组 → 高坡村)
+    merged: list[Span] = []
+    for s in out:
+        if merged and s.start <= merged[-1].end + 2 and merged[-1].text.endswith("村") and not s.text.endswith("村"):
+            continue
+        if merged and s.start < merged[-1].end:
+            continue
+        merged.append(s)
+    return merged
+
+
+# ------------------------------------------------------------------------------------------------------- names
+_DELIMS = frozenset(" ,，、:：;；。.!！?？()（）【】[]|｜\"'“”‘’《》<>-~—\n\t/")
+_CUE_BEFORE = (
+    "户主", "看了", "看望", "探望", "走访", "回访", "入户", "慰问", "去", "到", "给", "帮", "替", "和", "跟", "与", "及", "把", "是",
+    "叫", "找", "问", "报", "访", "了", "过", "户", "家的", "老人", "村民", "脱贫户", "监测户", "低保户", "农户", "群众",
+    "为", "让", "由", "向", "对", "请", "通知", "联系", "名字", "姓名", "还有", "改成", "换成", "换", "替换", "顶替",
+    "加上", "加", "添上", "算上", "包括", "有", "见了", "遇到", "碰到", "打给", "电话给", "就是", "的",
+)
+_VISITOR_CUES = ("走访人", "帮扶人", "记录人", "填表人", "责任人", "帮扶干部", "驻村干部", "网格员", "书记", "主任", "队长",
+                 "第一书记", "工作队", "填报人", "走访干部")
+_KIN_SORTED = tuple(sorted(KIN_WORDS, key=len, reverse=True))
+_BAD_NAME_TAIL = re.compile(r"[0-9A-Za-z]")
+_NAME_STOP_AFTER = NAME_STOP
+# Chars that end a name only when they start a time word (王强明天…), otherwise common given-name chars (杨光明).
+_NAME_CHAR_UNLESS_TIME = frozenset("明今昨前后才")
+_TIME_TAIL = frozenset("天年早晚儿日个后")
+_SURNAME_CLASS = "".join(sorted(SURNAMES))
+_KIN_FORM = re.compile(
+    rf"(?<![\u4e00-\u9fff])老(?P<a>[{_SURNAME_CLASS}])(?:头|汉|太|婆)?(?=家)|(?P<b>[{_SURNAME_CLASS}])(?:大|二|三|四|幺|小)?"
+    r"(?:大妈|大娘|大爷|大伯|大叔|大婶|大姐|大哥|二哥|二姐|三哥|叔|婶|伯|嫂|奶奶|爷爷|婆婆|老汉|老太|老师|师傅|支书)"
+)
+
+
+_VISITOR_SET = frozenset(_VISITOR_CUES)
+_KIN_SET = frozenset(k for k in KIN_WORDS if len(k) >= 2)
+_CUE_SET = frozenset(_CUE_BEFORE)
+_STRONG_CUES = frozenset({"户主", "看望", "探望", "看了", "慰问"})
+
+
+def _suffix_in(s: str, words: frozenset[str], longest_first: bool = True) -> str:
+    """The longest (1-5 char) suffix of s found in `words`, or ''."""
+    for k in range(min(5, len(s)), 0, -1):
+        if s[-k:] in words:
+            return s[-k:]
+    return ""
+
+
+def _left_context(text: str, i: int, village_ends: set[int]) -> tuple[bool, bool, str, bool]:
+    """(ok, strong, kin word, visitor) for a name starting at i."""
+    if i == 0:
+        return True, False, "", False
+    if i in village_ends:
+        return True, True, "", False
+    prev = text[i - 1]
+    before = text[max(0, i - 6): i]
+    stripped = before.rstrip(" :：")
+    if _suffix_in(stripped, _VISITOR_SET):
+        return True, True, "", True
+    kin = _suffix_in(before, _KIN_SET)
+    if kin:
+        return True, True, kin, False
+    if prev in _DELIMS:
+        return True, stripped.endswith(("户主", "姓名")), "", False
+    cue = _suffix_in(before, _CUE_SET)
+    if cue:
+        return True, cue in _STRONG_CUES, "", False
+    return False, False, "", False
+
+
+_KEYWORD_RE = re.compile(trie_regex(list(NEED_KEYWORDS) + list(TRADES)))
+
+
+def _is_lexical(word: str) -> bool:
+    """True when a would-be name is really a domain word (易迁, 申请 …)."""
+    m = _KEYWORD_RE.match(word)
+    return m is not None and m.end() >= 2
+
+
+_SURNAME_POS = re.compile("[" + "".join(sorted(SURNAMES)) + "]|" + "|".join(COMPOUND_SURNAMES))
+
+
+def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: list[Span],
+               blocked: list[tuple[int, int]]) -> list[NameHit]:
+    """Person names in order of appearance with their role (head / member / visitor).
+    `known` are registered names already located as jieba tokens."""
+    village_ends = {v.end for v in villages}
+    n = len(text)
+    occupied = bytearray(n + 1)
+    taken: list[tuple[int, int]] = []
+
+    def take(s: int, e: int) -> None:
+        for k in range(max(0, s), min(n, e)):
+            occupied[k] = 1
+        taken.append((s, e))
+
+    def free(s: int, e: int) -> bool:
+        return not any(occupied[max(0, s):min(n, e)])
+
+    for v in villages:
+        take(v.start, v.end)
+    for a, b in blocked:
+        take(a, b)
+    hits: list[NameHit] = []
+    for k in known:
+        if len(k.text) >= 2 and free(k.start, k.end):
+            ok, _strong, kin, visitor = _left_context(text, k.start, village_ends)
+            role: Role = "visitor" if visitor else ("member" if kin else "head")
+            hits.append(NameHit(k.start, k.end, k.text, role, kin, True))
+            take(k.start, k.end)
+    for m in _KIN_FORM.finditer(text):
+        s0, e0 = m.start(), m.end()
+        if not free(s0, e0):
+            continue
+        ok, _strong, kin, visitor = _left_context(text, s0, village_ends)
+        prev = text[s0 - 1: s0]
+        if not (ok or prev in "的" or s0 == 0):
+            continue
+        name = m.group(0)
+        hits.append(NameHit(s0, e0, name, "visitor" if visitor else ("member" if kin else "head"), kin, False))
+        take(s0, e0)
+    resume = 0
+    for sm in _SURNAME_POS.finditer(text):
+        i = sm.start()
+        if i < resume or i >= n - 1:
+            continue
+        ch = text[i]
+        slen = 2 if text[i:i + 2] in COMPOUND_SURNAMES else 1
+        if not free(i, i + slen + 1):
+            continue
+        ok, strong, kin, visitor = _left_context(text, i, village_ends)
+        if not ok:
+            continue
+        g1 = text[i + slen: i + slen + 1]
+        if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or g1 in NOT_GIVEN2 or (g1 == ch and slen == 1):
+            continue
+        g2 = text[i + slen + 1: i + slen + 2]
+        g3 = text[i + slen + 2: i + slen + 3]
+        three = bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
+            g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL))
+        if three and g2 == "家" and text[i + slen + 2: i + slen + 3] in ("", " ", ",", "，", "。"):
+            three = False
+        end = i + slen + (2 if three else 1)
+        name = text[i:end]
+        if not free(i, end):
+            continue
+        bigram = text[i:i + slen + 1]
+        if _is_lexical(name) or _is_lexical(bigram):
+            continue
+        if not strong and (word_freq(tok, bigram) >= 100 or word_freq(tok, name) >= 100):
+            # an isolated three-char name (周正华 5口) survives a common first bigram (周正)
+            after = text[end: end + 1]
+            isolated = len(name) == slen + 2 and (not after or after in _DELIMS or after.isdigit() or after == "家")
+            if not (isolated and word_freq(tok, name) < 100 and word_freq(tok, bigram) < 5000):
+                continue
+        if any(name.endswith(k) for k in ("老人", "家里", "家人")):
+            continue
+        role = "visitor" if visitor else ("member" if kin else "head")
+        hits.append(NameHit(i, end, name, role, kin, strong))
+        take(i, end)
+        resume = end
+    hits.sort(key=lambda h: h.start)
+    return hits
+
+
+# ----------------------------------------------------------------------------------------------------- clauses
+_CLAUSE_SPLIT = re.compile(r"[,，。;；!！?？\n|｜()（）【】\[\]]+|\s+|、")
+
+
+@dataclass(slots=True)
+class Clause:
+    start: int
+    end: int
+    text: str
+    soft: bool  # began after 、: an item list continuing the previous clause
+
+
+def clauses(text: str) -> list[Clause]:
+    out: list[Clause] = []
+    pos = 0
+    soft = False
+    for m in _CLAUSE_SPLIT.finditer(text):
+        if m.start() > pos:
+            out.append(Clause(pos, m.start(), text[pos:m.start()], soft))
+        soft = m.group(0) == "、"
+        pos = m.end()
+    if pos < len(text):
+        out.append(Clause(pos, len(text), text[pos:], soft))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ household size
+_SIZE_RE = re.compile(
+    r"(?=[不一全家人老就夫独孤单0-9〇零二两俩三四五六七八九十百千万半])"
+    rf"(?:(?P<neg>不是)?(?:一家|全家|家里|家庭人口|家中|家|人口)?\s*[:：]?\s*(?P<n>{NUM})\s*口(?P<tail>人|之家)?"
+    rf"(?![井塘锅袋罩子径味岸水气粮])"
+    r"|(?P<neg2>不是)?人口\s*[:：]?\s*(?P<n2>\d{1,2}|[一二两三四五六七八九十]{1,2})(?:人|口)?"
+    r"|(?P<two>老两口|老俩口|就两口子|夫妻俩)"
+    r"|(?P<one>独居|一个人住|一个人过|一人户|孤身一人|单身一人|孤寡老人|独自生活|一个人生活|独自一人))"
+)
+
+
+@dataclass(slots=True)
+class SizeHit:
+    start: int
+    value: int
+
+
+_SIZE_HINT = re.compile(r"口|独|一个人|一人|孤|单身|夫妻")
+
+
+def find_sizes(text: str) -> list[SizeHit]:
+    out: list[SizeHit] = []
+    if not _SIZE_HINT.search(text):
+        return out
+    for m in _SIZE_RE.finditer(text):
+        if m.group("neg") or m.group("neg2"):
+            continue
+        if m.group("two"):
+            out.append(SizeHit(m.start(), 2))
+            continue
+        if m.group("one"):
+            out.append(SizeHit(m.start(), 1))
+            continue
+        raw = m.group("n") or m.group("n2")
+        if raw is None or raw == "半":
+            continue
+        v = parse_number(raw)
+        if v is None or v != int(v) or not 1 <= v <= 20:
+            continue
+        # "走了两户: 3口" style is a size; "还有2口" after 不是 is a correction handled by neg
+        out.append(SizeHit(m.start(), int(v)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ phones
+_PHONE_RE = re.compile(r"(?<![\d*])(1[3-9]\d[\s-]?(?:\d{4}|\*{4}|\d\*{3}|\*{3}\d|x{4}|X{4})[\s-]?\d{4}|0\d{2,3}-?\d{7,8})(?![\d*])")
+
+
+def find_phones(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, digits) with spaces/hyphens removed; masked digits (****) kept."""
+    return [(m.start(), m.end(), re.sub(r"[\s-]", "", m.group(1))) for m in _PHONE_RE.finditer(text)]

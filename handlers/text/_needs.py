@@ -1,0 +1,247 @@
+"""Needs (category/item/qty/unit/status) and follow-ups, clause by clause.
+
+A need is a topic keyword plus a trigger (lacking, broken, owed, wanted, delivered) in the same clause; a bare
+condition ("糖尿病", "残疾") is context. Follow-up clauses (我去…, 明天…, 回头…) never yield needs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._entities import Clause
+from ._lexicon import (
+    AMBIGUOUS_AIDS,
+    MET_TRIGGERS,
+    NEED_KEYWORDS,
+    OPEN_TRIGGERS,
+    TRADES,
+    WEAK_KEYWORDS,
+    trie_regex,
+)
+from ._numbers import NUM, parse_number
+
+_KW_RE = re.compile(trie_regex(NEED_KEYWORDS))
+_OPEN_RE = re.compile(trie_regex(OPEN_TRIGGERS))
+_MET_RE = re.compile(trie_regex(MET_TRIGGERS))
+_TRAINING_RE = re.compile(r"培训|报名|想报|要报|学技术|学手艺")
+_TRADE_SET = frozenset(TRADES)
+_AGRI_TRADES = ("养", "种", "蜜蜂", "茶", "刺梨", "中药材", "食用菌", "果树", "修剪", "农机")
+_JOINERS = re.compile(r"和|及|以及|还有|跟|、|也")
+
+_UNITS = ("公斤", "千克", "万元", "块钱", "斤", "吨", "袋", "床", "件", "个", "台", "头", "只", "箱", "桶", "瓶", "盒", "套",
+          "元", "块", "方", "车", "包", "条", "双", "把", "张", "辆", "间", "株", "棵", "羽", "匹", "支", "份", "升",
+          "米", "卷", "捆", "担", "筐", "部", "副", "对", "顶", "口锅", "亩")
+_QTY_RE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})(?![分位门])")
+_QTY_BEFORE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})的?$")
+_ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|给了?)(?P<u>个|台|床|件|把|辆|部|副)")
+_MONEY_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?万\d?|[一二两三四五六七八九十百千]+万[一二三四五六七八九千]?)(?:元|块)?"
+                       r"|(?P<n2>\d+(?:\.\d+)?)\s*(?:元|块钱|块)")
+# Quantities that describe circumstances, not the need (80岁, 8亩 planted, 4500 a month).
+_CONTEXT_UNIT_PREV = re.compile(r"(?:月薪|工资|收入|一天|每天|年收入|种了|种|养了|家有)$")
+
+_SUFFIX = (
+    (("坏",), "损坏"), (("漏",), "渗漏"), (("裂",), "开裂"), (("塌", "倒了"), "垮塌"), (("破",), "破损"),
+    (("断",), "中断"), (("停",), "停供"), (("冻",), "冻坏"), (("堵",), "堵塞"),
+    (("味道", "异味", "有味", "浑", "发黄"), "水质异常"), (("不够", "不足", "缺", "少"), "不足"),
+    (("滞销", "卖不", "没卖"), "滞销"), (("没结", "未结", "欠", "差", "拖欠"), "未结清"),
+    (("没拨", "未拨", "没到", "未到", "没发", "没下来"), "未拨付"), (("打完", "用完", "吃完"), "用完"),
+)
+
+
+@dataclass(slots=True)
+class Need:
+    clause: int
+    start: int
+    category: Any
+    item: str
+    qty: float | int | None
+    unit: str | None
+    status: str
+    households: list[str] = field(default_factory=list)
+
+    def as_dict(self, with_household: bool) -> list[dict[str, Any]]:
+        base: dict[str, Any] = {"category": self.category, "item": self.item}
+        if self.qty is not None:
+            base["qty"] = self.qty
+            base["unit"] = self.unit
+        base["status"] = self.status
+        if not with_household:
+            return [base]
+        owners: list[str | None] = list(self.households) or [None]
+        return [{**base, "household": h} for h in owners]
+
+
+def _negated(text: str, pos: int) -> bool:
+    before = text[max(0, pos - 3): pos]
+    return any(before.endswith(n) for n in ("没", "未", "还没", "没有", "不", "没能", "还未"))
+
+
+def trigger_status(text: str) -> tuple[str | None, str]:
+    """('met'|'open'|None, matched trigger text)."""
+    for m in _MET_RE.finditer(text):
+        if not _negated(text, m.start()):
+            return "met", m.group(0)
+    m2 = _OPEN_RE.search(text)
+    if m2:
+        return "open", m2.group(0)
+    for m in _MET_RE.finditer(text):
+        return "open", "没" + m.group(0)  # a negated delivery: 还没送到
+    return None, ""
+
+
+def _qty(text: str, kw_start: int, kw_end: int) -> tuple[float | int | None, str | None]:
+    best: tuple[int, float | int, str] | None = None
+    for m in _QTY_RE.finditer(text):
+        unit = m.group("u")
+        if unit == "亩" or (unit in ("个",) and text[m.end(): m.end() + 1] in ("月", "人", "小")):
+            continue
+        if _CONTEXT_UNIT_PREV.search(text[: m.start()]):
+            continue
+        v = parse_number(m.group("n"))
+        if v is None or v < 0:
+            continue
+        dist = kw_start - m.end() if m.end() <= kw_start else m.start() - kw_end
+        dist = abs(dist)
+        if best is None or dist < best[0]:
+            best = (dist, v, unit if unit not in ("块", "块钱") else "元")
+    if best is not None:
+        return best[1], best[2]
+    one = _ONE_RE.search(text)
+    if one and one.end() <= kw_start + 1:
+        return 1, one.group("u")
+    money = _MONEY_RE.search(text)
+    if money:
+        v = parse_number(money.group("n") or money.group("n2"))
+        if v is not None and v >= 0:
+            return v, "元"
+    return None, None
+
+
+def _item(kw: str, trig: str, clause_text: str) -> str:
+    for keys, suffix in _SUFFIX:
+        if any(k in trig or (k in clause_text and len(k) > 1) for k in keys):
+            if suffix == "不足" and trig.startswith("缺"):
+                return "缺" + kw
+            return kw + suffix
+    return kw
+
+
+def _category(kws: list[re.Match[str]], clause_text: str) -> tuple[Any, str, int] | None:
+    """(category, keyword, start) chosen for a clause; training clauses are about the trade."""
+    if not kws:
+        return None
+    if _TRAINING_RE.search(clause_text):
+        for m in kws:
+            w = m.group(0)
+            if w in _TRADE_SET or w in ("种植", "养殖"):
+                cat = "产业" if any(a in w for a in _AGRI_TRADES) else "就业"
+                return cat, w, m.start()
+        return "就业", "技能培训", kws[0].start()
+    strong = [m for m in kws if m.group(0) not in WEAK_KEYWORDS] or kws
+    m = strong[0]
+    cat, item = NEED_KEYWORDS[m.group(0)]
+    if cat == "?":
+        return {"ambiguous": True, "raw": item, "candidates": list(AMBIGUOUS_AIDS), "note": "assistive device"}, \
+            item, m.start()
+    return cat, item, m.start()
+
+
+def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: str) -> list[Need]:
+    """Needs in clause order. `masked` is `text` with names/villages/dates blanked so 水井村 is not 水井."""
+    needs: list[Need] = []
+    prev_status: str | None = None
+    for idx, c in enumerate(cls):
+        if fu_flags[idx]:
+            prev_status = None
+            continue
+        ctext = masked[c.start:c.end]
+        status, trig = trigger_status(ctext)
+        if status is None and c.soft and prev_status is not None:
+            status, trig = prev_status, ""
+        training = _TRAINING_RE.search(ctext) is not None
+        kws = [m for m in _KW_RE.finditer(ctext) if training or m.group(0) not in _TRADE_SET]
+        if status is None:
+            prev_status = None
+            if not kws and needs and needs[-1].clause >= idx - 1 and needs[-1].qty is None and _MONEY_RE.search(
+                    ctext):
+                needs[-1].qty, needs[-1].unit = _qty(ctext, len(ctext), len(ctext))
+            continue
+        prev_status = status
+        if not kws:
+            recent = needs[-1] if needs and needs[-1].clause >= idx - 2 else None
+            if recent is not None:
+                # "每家要半吨" / "花了3万2": a quantity for the need named just before
+                q, u = _qty(ctext, len(ctext), len(ctext))
+                if q is not None and recent.qty is None:
+                    recent.qty, recent.unit = q, u
+                if status == "met" and trig:
+                    recent.status = "met"  # "缺化肥5袋 已解决"
+            continue
+        picked = _category(kws, ctext)
+        if picked is None:
+            continue
+        cat, kw, kpos = picked
+        quantified = [(m, qm) for m in kws if (qm := _QTY_BEFORE.search(ctext, 0, m.start())) is not None]
+        if len(quantified) >= 2 and not training:
+            # "送了一桶油和一袋米": each quantified item is its own need
+            for m, qm in quantified:
+                c2, it2 = NEED_KEYWORDS[m.group(0)]
+                cat2: Any = c2 if c2 != "?" else {"ambiguous": True, "raw": it2, "candidates": list(AMBIGUOUS_AIDS),
+                                                  "note": "assistive device"}
+                v = parse_number(qm.group("n"))
+                needs.append(Need(idx, c.start + m.start(), cat2, _item(it2, trig, ctext), v, qm.group("u"), status))
+            continue
+        q, u = _qty(ctext, kpos, kpos + len(kw))
+        needs.append(Need(idx, c.start + kpos, cat, _item(kw, trig, ctext), q, u, status))
+        # a second topic joined by 和/及 in the same clause ("看病和上学都要钱") is its own need
+        if not _TRAINING_RE.search(ctext) and _JOINERS.search(ctext):
+            seen = {str(cat)}
+            for m in kws:
+                w = m.group(0)
+                if w in WEAK_KEYWORDS:
+                    continue
+                c2, it2 = NEED_KEYWORDS[w]
+                if c2 == "?" or c2 in seen:
+                    continue
+                seen.add(c2)
+                needs.append(Need(idx, c.start + m.start(), c2, _item(it2, trig, ctext), None, None, status))
+    return _merge(needs)
+
+
+def _merge(needs: list[Need]) -> list[Need]:
+    out: list[Need] = []
+    for n in needs:
+        last = out[-1] if out else None
+        if (last is not None and str(last.category) == str(n.category) and n.clause - last.clause <= 2
+                and not (last.qty is not None and n.qty is not None) and n.clause != last.clause):
+            if last.qty is None and n.qty is not None:
+                last.qty, last.unit = n.qty, n.unit
+            if n.status == "met":
+                last.status = "met"
+            continue
+        out.append(n)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ follow-ups
+FU_RE = re.compile(
+    r"我(?:跟|和|给|去|来|帮|再|会|明天|明早|回头|尽快|马上|找|问问?|联系|把|这边|负责|争取|们(?:会|去|再|明天))"
+    r"|回头|准备|打算|(?<!雨露)计划|争取|下步|下一步|已约|约了|约好|跟进|再说|结果出来|等.{0,6}(?:结果|通知|批下来)"
+    r"|明天|明早|明儿|后天|下周|下礼拜|下星期|过两天|过几天|改天|月底前|要尽快|尽快|抓紧|待.{0,4}后"
+    r"|要(?:去|帮|给|联系|协调|对接|核实|核查|评估|上报|申报|落实|跟进|反映|安排|上门|回访|走访|督促)"
+)
+_FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我|回头|准备|打算|下步|下一步|再|就|要|先|说)+")
+
+
+def is_followup(clause_text: str) -> bool:
+    return FU_RE.search(clause_text) is not None
+
+
+def action_text(clause_text: str, date_raws: list[str]) -> str:
+    a = clause_text
+    for r in date_raws:
+        a = a.replace(r, "")
+    a = _FU_STRIP.sub("", a.strip())
+    return a.strip(" ,，。") or clause_text.strip()

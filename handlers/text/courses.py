@@ -1,0 +1,154 @@
+"""Training course names: finding them in a message, cleaning them, and fuzzy-matching against a catalogue.
+
+Matching blends character similarity (rapidfuzz) with pinyin similarity so that 刺黎→刺梨 and 家证→家政 still match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from rapidfuzz import fuzz
+
+from ._lexicon import DEFAULT_CATALOGUE, TRADES, trie_regex
+
+_FILLER_RE = re.compile(r"(?:培训班|培训|技术|技能|课程|班|课|那期|这期|那个|这个|第[一二三四五六七八九十\d]+期|[那这本下上]期)")
+_LEAD_FILLER = re.compile(r"^(?:那个|这个|那期|这期|那|这|个|的)+")
+_TRADE_RE = re.compile(trie_regex(TRADES))
+# Common abbreviations cadres type; expanded before matching.
+_ALIASES = {"挖机": "挖掘机", "电焊工": "电焊", "焊工": "电焊", "家证": "家政", "育婴师": "育婴员", "养蜂": "蜜蜂养殖",
+            "蜜蜂": "蜜蜂养殖", "面点": "中式面点", "月嫂": "月嫂", "刺黎": "刺梨"}
+
+
+def core(name: str) -> str:
+    """Course name without filler words (培训, 班, 技术, 那个…)."""
+    c = _FILLER_RE.sub("", name or "")
+    c = _LEAD_FILLER.sub("", c).strip(" 的")
+    return c or (name or "").strip()
+
+
+@lru_cache(maxsize=4096)
+def _py(s: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    try:
+        return " ".join(lazy_pinyin(s, style=Style.NORMAL))
+    except Exception:
+        return s
+
+
+def _subseq(short: str, long: str) -> bool:
+    it = iter(long)
+    return all(ch in it for ch in short)
+
+
+def _score(query: str, cand: str) -> float:
+    q, c = core(query), core(cand)
+    if not q or not c:
+        return 0.0
+    q = _ALIASES.get(q, q)
+    if q == c:
+        return 100.0
+    char = float(fuzz.ratio(q, c))
+    partial = float(fuzz.partial_ratio(q, c)) if min(len(q), len(c)) >= 2 else 0.0
+    best = max(char, 0.9 * partial)
+    if best < 88.0:
+        # pinyin only when characters disagree: catches typed homophones (刺黎/刺梨) and spares the pypinyin import
+        pin = float(fuzz.ratio(_py(q), _py(c)))
+        ppartial = float(fuzz.partial_ratio(_py(q), _py(c))) if len(q) >= 2 else 0.0
+        best = max(best, 0.92 * pin, 0.85 * ppartial)
+    if len(q) >= 2 and q in c:
+        best = max(best, 90.0 - 2 * (len(c) - len(q)))
+    elif len(q) >= 2 and _subseq(q, c) and q[0] == c[0]:
+        best = max(best, 80.0 - 2 * (len(c) - len(q)))  # abbreviation: 挖机 ⊂ 挖掘机操作
+    return round(min(best, 99.0), 1)
+
+
+def match_course(name: str, catalogue: Iterable[str]) -> list[tuple[str, float]]:
+    """Catalogue entries ranked by similarity to `name` (0-100); entries scoring under 50 are left out."""
+    try:
+        scored = [(c, _score(name, c)) for c in dict.fromkeys(catalogue) if c]
+    except Exception:
+        return []
+    scored = [x for x in scored if x[1] >= 50.0]
+    scored.sort(key=lambda x: (-x[1], len(x[0])))
+    return scored
+
+
+# ---------------------------------------------------------------------------------------------- in a message
+_COURSE_END = re.compile(r"培训班|培训|技术班|班(?![子长级车主])|课程")
+_COURSE_STOP = ("参加", "报名", "一下", "下", "把", "报", "想", "要", "去", "了", "的", "帮", "在", "和", "是", "有", "搞", "开展", "举办", "组织",
+                "本次", "开", "办", "上", "县", "镇", "乡", "村", "局", "中心", "免费", "期", "次", "个", "名", "今天", "明天",
+                "昨天", "今年", "一", "场", "们", "对", "给", "将", "于", "启动", "进行", "关于", "个人", "学", "习")
+_KEEP_LEAD = ("那个", "这个")
+
+
+def _course_before(text: str, end: int, start_limit: int) -> int:
+    """Start index of the course name that ends at `end` (the char after 培训/班)."""
+    i = end
+    while i > start_limit:
+        ch = text[i - 1]
+        if not ("\u4e00" <= ch <= "\u9fff"):
+            break
+        two = text[i - 2: i]
+        if two in _KEEP_LEAD:
+            return i - 2
+        if two in _COURSE_STOP and i - 2 >= start_limit:
+            break
+        if ch in _COURSE_STOP:
+            break
+        i -= 1
+    return i
+
+
+def find_course(text: str) -> tuple[str, int] | None:
+    """(course as written, start offset) or None."""
+    for m in _COURSE_END.finditer(text):
+        st = _course_before(text, m.start(), max(0, m.start() - 10))
+        if st >= m.start():
+            continue
+        # 值班/上班/加班 are not classes: a bare 班 only counts after a trade word
+        if m.group(0) == "班" and not _TRADE_RE.search(text, st, m.start()):
+            continue
+        return text[st:m.end()], st
+    t = _TRADE_RE.search(text)
+    if t:
+        st, en = t.start(), t.end()
+        st = _course_before(text, st, max(0, st - 4))  # a typo'd head word glued to the trade: 刺黎种植
+        # extend over a following trade-word or 培训/班 glued to it (蜜蜂养殖, 刺梨修剪)
+        while True:
+            n2 = _TRADE_RE.match(text, en)
+            if not n2 or n2.end() == en:
+                break
+            en = n2.end()
+        tail = _COURSE_END.match(text, en)
+        if tail:
+            en = tail.end()
+        lead = text[max(0, st - 2): st]
+        if lead in _KEEP_LEAD:
+            st -= 2
+        return text[st:en], st
+    return None
+
+
+def normalise_course(course: str, catalogue: Iterable[str] = DEFAULT_CATALOGUE) -> str:
+    """Cleaned course name: filler dropped, typos fixed against the catalogue, '培训' appended to a bare trade."""
+    cat = tuple(catalogue)
+    return _normalise_cached(course, cat)
+
+
+@lru_cache(maxsize=4096)
+def _normalise_cached(course: str, cat: tuple[str, ...]) -> str:
+    c = core(course)
+    if not c:
+        return course
+    alias = _ALIASES.get(c)
+    ranked = match_course(alias or c, cat)
+    if ranked:
+        best, score = ranked[0]
+        bcore = core(best)
+        # accept the catalogue name when the written core is contained in it or only a typo away
+        if score >= 88 or (alias and alias in bcore) or (len(c) >= 2 and c in bcore and len(bcore) - len(c) <= 2):
+            return best if best.endswith(("培训", "服务", "操作", "种植")) else best + "培训"
+    return c + "培训" if not c.endswith(("培训", "服务", "操作")) else c

@@ -1,0 +1,498 @@
+"""`parse()`: one chat message → the README parse schema (intent, households, dates, needs, training fields).
+
+Pipeline: normalise → segment once → entities → clauses → intent → per-intent field filling. Never raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from . import _dates as D
+from ._entities import (
+    Clause,
+    NameHit,
+    SizeHit,
+    Span,
+    boundaries,
+    clauses,
+    find_names,
+    find_phones,
+    find_sizes,
+    find_villages,
+    token_spans,
+    tokenize,
+    window_bounds,
+)
+from ._needs import action_text, extract_needs, is_followup
+from ._norm import normalize
+from ._numbers import NUM, parse_number
+from ._segment import base_tokenizer
+from .courses import find_course, normalise_course
+from .registry import Registry
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("intent", "secondary_intents", "household_head", "village", "visit_date", "visit_type", "household_size",
+          "needs", "follow_ups", "course", "course_norm", "participants", "phone", "training_date",
+          "signup_deadline", "cancelled")
+
+
+def empty_result(intent: str = "other") -> dict[str, Any]:
+    r: dict[str, Any] = dict.fromkeys(FIELDS)
+    r["intent"] = intent
+    r["secondary_intents"] = []
+    r["needs"] = []
+    r["follow_ups"] = []
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ cue patterns
+_NOTICE = re.compile(
+    r"^\s*【[^】]{0,12}(?:通知|通报|公告|提醒|会议|紧急|预警|要求|安排|动态|简报|公示|快讯|招生|招聘)[^】]{0,12}】"
+    r"|^\s*(?:通知|公告|通报|提醒|温馨提示|紧急通知)\s*[:：\s]|请各|各村(?:要|务必|请|于)|务必|请于|严格执行|一律|不得|"
+    r"各位(?:帮扶|驻村|网格|同事|领导|干部)?.{0,12}请"
+)
+_FORM = re.compile(r"【?(?:走访记录|入户记录|走访情况|民情日记|帮扶记录|遍访)|户主\s*[:：]?\s*[\u4e00-\u9fff]{2,4}\s*[|｜]")
+_PLAN_START = re.compile(r"^\s*(?:明天|后天|下周|下礼拜|下星期|下个月|近期|接下来|计划|准备|打算|周[一二三四五六日天]开始|"
+                         r"下(?:周|礼拜|星期)[一二三四五六日天1-7]?开始|从.{0,8}开始)")
+_PAST = re.compile(r"了|过|已经|已")
+_ATTEND = re.compile(r"开班|开课|开学|结业|来了\s*\d+\s*(?:个|人|多人|多个)|到了\s*\d+\s*人|签到|出勤|参训|到课")
+_QUERY = re.compile(r"[?？]|吗\s*$|吗[,，。]|呢\s*$|什么时候|啥时候|哪里|哪儿|在哪|哪个|哪些|谁|几点|几号|多少|怎么|咋|如何|是否"
+                    r"|能不能|可不可以|有没有|是不是|要不要|还是.{0,8}$")
+_SIGNUP = re.compile(r"报名|报个名|报了名|报上|想报|要报|帮.{0,12}?报|给.{0,8}?报|报\s*(?:" + NUM + r")\s*个|参加.{0,8}(?:培训|班)"
+                     r"|(?:^|[\s,，:：])报(?=[\s\u4e00-\u9fff]{0,3}(?:培训|班)|\s)")
+_CANCEL = re.compile(r"不去了|不参加了?|取消|退出|去不了|来不了|参加不了|退掉|撤掉|划掉|不报了|退报|去不成|不学了")
+_SUBST = re.compile(r"换成|换人|顶替|替换|改成|替他|替她|换为")
+_PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了个?电话|给.{1,8}?打了?个?电话|打电话给|电话里|电话中|电话问|电话说"
+                          r"|通了电话|电话沟通|电话核实|微信视频|视频通话|视频回访|视频连线|语音通话|微信语音|微信回访|微信联系"
+                          r"|电话访问|电话走访|电话了解|打了一?通电话|电话打不通|电话没人接|电话没接|电话关机|打不通")
+_GROUP_VISIT = re.compile(r"集中走访|院坝会|坝坝会|群众会|户主会|村民大会|村民会|在村委会.{0,8}(?:开|搞|召开|集中|座谈)|召集.{0,6}(?:群众|户)")
+_HOME_VISIT = re.compile(
+    r"入户|上门(?!女婿)|家访|(?:到|去|来到|进了?)[^,，。;；\s]{1,14}家|走访[^记表,，。\s]{0,12}家|走访了?\s*(?:" + NUM +
+    r")\s*户|(?:走|跑|看|访)了\s*[^,，。;；\s]{0,6}?(?:" + NUM + r")\s*户|看了|看望|探望|慰问|去过|送了|送去|送到|给.{0,12}家送"
+    r"|(?:去|跑|走)了(?:一)?趟")
+_VISIT_EVIDENCE = re.compile(r"走访|回访|入户|上门(?!女婿)|家访|看望|探望|慰问|看了|去了|去过|跑了|走了|电话打了|打了?电话|"
+                             r"通了电话|视频|院坝会|见了|了解到|送了|送去|送到|反映|说|她家|他家|家里")
+_FAMILY_ALL = re.compile(r"两家|几家|每家|各家|每户|都说|都要|都缺|三家|都")
+_COUNT_TOTAL = re.compile(rf"(?:一共|总共|共|合计|总计)\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
+_COUNT_MORE = re.compile(rf"还有\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
+_COUNT_PLAIN = re.compile(rf"(?:报\s*)?(?<![\d.])(?P<n>{NUM})\s*(?:个人|人|个|位|名)(?![月岁小])")
+_PENDING = re.compile(r"还有\s*(?:他|她)?(?:的)?(?P<kin>妯娌|老婆|老公|媳妇|儿子|女儿|儿媳|女婿|丈夫|妻子|爱人|哥哥|弟弟|姐姐|妹妹|"
+                      r"表哥|表弟|表姐|表妹|堂哥|堂弟|堂姐|堂妹|侄子|侄女|嫂子|弟媳|邻居|亲戚|老伴|一个|一位|一人)")
+_ASKS_STATUS = re.compile(r"报(?:名|上)?了(?:没|吗)|有没有报|报没报|是否报|报上没")
+_DEADLINE_WORD = re.compile(r"截止|截至|之前|以前|前")
+_NEED_HINT = re.compile(r"缺|坏|漏|塌|裂|没有|不够|想要|需要|申请|要办|还没|没钱|困难|冻")
+
+
+@dataclass(slots=True)
+class _Ctx:
+    text: str
+    today: date
+    ref: date
+    header_end: int
+    villages: list[Span]
+    names: list[NameHit]
+    clauses: list[Clause]
+    fu: list[bool]
+    dates: list[D.DateHit]
+    phones: list[tuple[int, int, str]]
+    sizes: list[SizeHit]
+    course: tuple[str, int] | None
+    starts: list[int]
+
+
+def _today(now: Any) -> date:
+    if isinstance(now, datetime):
+        try:
+            return now.astimezone(now.tzinfo).date() if now.tzinfo else now.date()
+        except Exception:
+            return now.date()
+    if isinstance(now, date):
+        return now
+    return datetime.now().date()
+
+
+def _clause_of(ctx: _Ctx, pos: int) -> int:
+    i = bisect_right(ctx.starts, pos) - 1
+    if i >= 0 and ctx.clauses[i].start <= pos < ctx.clauses[i].end:
+        return i
+    return -1
+
+
+def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+    chars = list(text)
+    for s, e in spans:
+        for i in range(max(0, s), min(len(chars), e)):
+            chars[i] = "\u3000"
+    return "".join(chars)
+
+
+def _uniq(xs: list[str]) -> list[str]:
+    return list(dict.fromkeys(xs))
+
+
+def parse(text: str, now: datetime, registry: Registry | None = None) -> dict[str, Any]:
+    """Parse one cadre message sent at `now` (tz-aware) into the README schema; never raises."""
+    try:
+        return _parse(text, now, registry)
+    except Exception:  # a parser bug must degrade to "other", not take the bot down
+        log.exception("parse failed")
+        return empty_result()
+
+
+def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any]:
+    t = normalize(text)
+    res = empty_result()
+    if not t:
+        return res
+    today = _today(now)
+    hd = D.header_date(t, today)
+    ref = hd[0] if hd else today
+    known_names: list[Span] = []
+    known_villages: list[Span] = []
+    if registry is not None:
+        # registered names and villages are user words of the registry's tokenizer: one full cut finds them all
+        tok = registry.tokenizer
+        toks = tokenize(tok, t)
+        bounds = boundaries(toks)
+        known_names = token_spans(toks, registry.names)
+        known_villages = token_spans(toks, registry.villages)
+    else:
+        tok = base_tokenizer()
+        bounds = window_bounds(tok, t)
+    villages = find_villages(t, bounds, known_villages)
+    dates = D.find_dates(t, ref)
+    if hd:
+        dates = [d for d in dates if d.start >= hd[1]]
+    phones = find_phones(t)
+    blocked = [(d.start, d.end) for d in dates] + [(a, b) for a, b, _ in phones]
+    names = find_names(t, tok, villages, known_names, blocked)
+    cls = clauses(t)
+    fu = [is_followup(c.text) for c in cls]
+    ctx = _Ctx(t, today, ref, hd[1] if hd else 0, villages, names, cls, fu, dates, phones, find_sizes(t),
+               find_course(t), [c.start for c in cls])
+
+    intent, secondary = _intent(ctx)
+    res["intent"] = intent
+    res["secondary_intents"] = secondary
+    course = ctx.course
+    if intent == "visit_log":
+        _fill_visit(ctx, res, hd is not None)
+    else:
+        vs = _uniq([v.text for v in villages])
+        res["village"] = vs[0] if len(vs) == 1 else (vs or None)
+    if course and (intent != "visit_log" or "training_signup" in secondary or intent == "other"):
+        res["course"] = course[0]
+        res["course_norm"] = course[0] if intent == "other" and not _NOTICE.search(t) and _ATTEND.search(t) \
+            else normalise_course(course[0])
+    if intent in ("training_signup", "training_cancel") or "training_signup" in secondary:
+        _fill_training(ctx, res, intent, secondary, course)
+    if intent == "other" and course and (_NOTICE.search(t) or re.search(r"报名|截止|名额", t)):
+        _fill_announcement_dates(ctx, res)
+    if phones and (intent != "other" or course):
+        ph = _uniq([p for _, _, p in phones])
+        res["phone"] = ph[0] if len(ph) == 1 else ph
+    return res
+
+
+# ------------------------------------------------------------------------------------------------------ intent
+def visit_verbs_early(t: str) -> bool:
+    return re.search(r"走访|回访|入户|上门(?!女婿)|看望|去过|看了", t) is not None
+
+
+def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
+    t = ctx.text
+    heads = [n for n in ctx.names if n.role == "head"]
+    form = _FORM.search(t) is not None
+    if _NOTICE.search(t) and not form:
+        return "other", []
+    course = ctx.course
+    cancel = _CANCEL.search(t)
+    signup = bool(_SIGNUP.search(t)) or (course is not None and "报" in t[max(0, course[1] - 2): course[1]])
+    if signup and course is None and (visit_verbs_early(t) or re.search(r"报名(?:单|册|表)", t)):
+        signup = False  # 报名单 / a visit that mentions lists: not a training sign-up without a course
+    visit_verbs = _VISIT_EVIDENCE.search(t) is not None
+    home = _HOME_VISIT.search(t) is not None or _PHONE_VISIT.search(t) is not None
+    sizes = ctx.sizes
+    score = (2 if heads else 0) + (2 if visit_verbs else 0) + (1 if ctx.villages else 0) + (1 if sizes else 0) + (
+        3 if form else 0) + (1 if home else 0) + (1 if heads and _NEED_HINT.search(t) else 0)
+    training_ctx = course is not None or bool(_SIGNUP.search(t))
+    subst = _SUBST.search(t)
+    q = _QUERY.search(t)
+    if q and _ASKS_STATUS.search(t):
+        return "query", []
+    if (cancel or (subst and len(ctx.names) >= 2)) and training_ctx and not (home and heads and not signup):
+        if (cancel and _SUBST.search(t[cancel.start():])) or (subst and len(ctx.names) >= 2):
+            return "training_signup", ["training_cancel"]
+        return "training_cancel", []
+    if signup and (course is not None or ctx.names):
+        if heads and home and any(n.role == "member" for n in ctx.names):
+            return "visit_log", ["training_signup"]
+        if heads and home and score >= 4 and not _SIGNUP.match(t):
+            return "visit_log", ["training_signup"]
+        return "training_signup", []
+    if _PLAN_START.search(t) and not heads and not _PAST.search(t[:12]):
+        return "other", []
+    if _ATTEND.search(t) and not heads:
+        return "other", []
+    if course is not None and ctx.names and not home and not visit_verbs_early(t) and not q:
+        return "training_signup", []  # "养鸡培训 沙坝村 卢春花 谢长林": a bare list under a course
+    if score >= 3 and (heads or home or ctx.villages):
+        return "visit_log", []
+    if q:
+        return "query", []
+    if course is not None and len(ctx.names) >= 1 and not q:
+        return "training_signup", []
+    if heads and (visit_verbs or home):
+        return "visit_log", []
+    return "other", []
+
+
+# ------------------------------------------------------------------------------------------------------- visit
+def _visit_type(ctx: _Ctx) -> str | None:
+    live = " ".join(c.text for c, f in zip(ctx.clauses, ctx.fu, strict=False) if not f)
+    if _GROUP_VISIT.search(live):
+        return "集中走访"
+    if _PHONE_VISIT.search(live):
+        return "电话回访"
+    if _HOME_VISIT.search(live):
+        return "入户走访"
+    return None
+
+
+def _households(ctx: _Ctx) -> tuple[list[str], list[NameHit]]:
+    heads = [n for n in ctx.names if n.role == "head"]
+    return _uniq([h.name for h in heads]), heads
+
+
+def _owner(pos: int, heads: list[NameHit], order: list[str]) -> str | None:
+    owner: str | None = None
+    for h in heads:
+        if h.start <= pos:
+            owner = h.name
+    if owner is None and order:
+        owner = order[0]
+    return owner
+
+
+def _group_of(t: str, heads: list[NameHit], name: str) -> list[str]:
+    """Heads listed together with `name` (孙光辉、马小琴两家): those joined only by 、/和."""
+    groups: list[list[NameHit]] = []
+    for h in heads:
+        if groups and re.fullmatch(r"[\s、,，和跟及与]*", t[groups[-1][-1].end:h.start]):
+            groups[-1].append(h)
+        else:
+            groups.append([h])
+    for g in groups:
+        if g[-1].name == name:
+            return _uniq([x.name for x in g])
+    return [name]
+
+
+def _week_shift(ctx: _Ctx) -> int | None:
+    for h in ctx.dates:
+        if h.kind == "period" and h.last is not None and h.first is not None and (h.last - h.first).days == 6:
+            monday = ctx.ref - timedelta(days=ctx.ref.weekday())
+            return (h.first - monday).days // 7
+    return None
+
+
+def _visit_dates(ctx: _Ctx, order: list[str], heads: list[NameHit], header: bool) -> Any:
+    if header:
+        return ctx.ref.isoformat()
+    shift = _week_shift(ctx)
+    usable: list[tuple[D.DateHit, Any]] = []
+    for h in ctx.dates:
+        idx = _clause_of(ctx, h.start)
+        if idx >= 0 and ctx.fu[idx]:
+            continue
+        if h.deadline:
+            continue
+        if h.kind == "period" and shift is not None and (h.last - h.first).days == 6:  # type: ignore[operator]
+            continue
+        v = D.to_value(h, ctx.ref, "past", shift if h.kind == "weekday" else None)
+        if v is None:
+            continue
+        if isinstance(v, str) and v > ctx.today.isoformat():
+            continue
+        usable.append((h, v))
+    if not usable:
+        return None
+    if len(order) >= 2 and len(usable) >= 2:
+        per: dict[str, Any] = {}
+        for h, v in usable:
+            nxt = [x for x in heads if x.start >= h.end]
+            if nxt:
+                owner = nxt[0].name
+                between = ctx.text[h.end:nxt[0].start]
+                if len(between) <= 12 and owner not in per:
+                    per[owner] = v
+        if len(per) >= 2 and len({str(v) for v in per.values()}) >= 2:
+            return [per.get(n) for n in order]
+    return usable[0][1]
+
+
+def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
+    t = ctx.text
+    order, heads = _households(ctx)
+    multi = len(order) >= 2
+    res["household_head"] = (order if multi else order[0]) if order else None
+    vs = [v for v in ctx.villages]
+    if multi:
+        per_v: list[str | None] = []
+        for name in order:
+            h = next(x for x in heads if x.name == name)
+            before = [v for v in vs if v.end <= h.start]
+            per_v.append(before[-1].text if before else (vs[0].text if vs else None))
+        distinct = _uniq([v for v in per_v if v])
+        res["village"] = distinct[0] if len(distinct) == 1 and all(per_v) else (per_v if any(per_v) else None)
+        if len(distinct) == 1 and not all(per_v):
+            res["village"] = distinct[0]
+    else:
+        uv = _uniq([v.text for v in vs])
+        res["village"] = uv[0] if uv else None
+    res["visit_type"] = _visit_type(ctx)
+    evidence = res["visit_type"] is not None or _FORM.search(t) is not None or re.search(
+        r"走访|回访|入户|看望|去过|看了|去了|到了|跑了|走了", t) is not None or bool(
+        ctx.dates and ctx.dates[0].start == 0 and order)  # "周三 高坡村 孙光辉 …": a dated household entry
+    res["visit_date"] = _visit_dates(ctx, order, heads, header) if (evidence or header) else None
+
+    sizes = ctx.sizes
+    if multi:
+        per_s: list[int | None] = []
+        for name in order:
+            seg = next(x for x in heads if x.name == name)
+            nxt = [x.start for x in heads if x.start > seg.start and x.name != name]
+            end = min(nxt) if nxt else len(t)
+            vals = [s.value for s in sizes if seg.start <= s.start < end]
+            per_s.append(vals[-1] if vals else None)
+        res["household_size"] = per_s
+    else:
+        res["household_size"] = sizes[-1].value if sizes else None
+
+    spans = [(v.start, v.end) for v in ctx.villages] + [(n.start, n.end) for n in ctx.names] + [
+        (d.start, d.end) for d in ctx.dates] + [(a, b) for a, b, _ in ctx.phones]
+    masked = _mask(t, spans)
+    needs = extract_needs(t, ctx.clauses, ctx.fu, masked)
+    out_needs: list[dict[str, Any]] = []
+    for n in needs:
+        if multi:
+            owner = _owner(n.start, heads, order)
+            if owner is None:
+                n.households = []
+            else:
+                group = _group_of(t, heads, owner)
+                n.households = group if len(group) >= 2 and _FAMILY_ALL.search(t[heads[-1].end:]) else [owner]
+        out_needs.extend(n.as_dict(multi))
+    res["needs"] = out_needs
+
+    fus: list[dict[str, Any]] = []
+    for i, c in enumerate(ctx.clauses):
+        if not ctx.fu[i]:
+            continue
+        dhits = [d for d in ctx.dates if c.start <= d.start < c.end]
+        due: Any = None
+        for d in dhits:
+            due = D.to_value(d, ctx.ref, "future")
+            if due is not None:
+                break
+        action = action_text(c.text, [d.raw for d in dhits])
+        if len(action) <= 3 and i > 0:
+            action = ctx.clauses[i - 1].text + action
+        item: dict[str, Any] = {"action": action, "due": due}
+        if multi:
+            item["household"] = _owner(c.start, heads, order)
+        # consecutive follow-up fragments split by spaces describe one action
+        if fus and i > 0 and ctx.fu[i - 1] and fus[-1]["due"] is None and due is None:
+            fus[-1]["action"] += c.text
+            continue
+        fus.append(item)
+    res["follow_ups"] = fus
+
+
+# ---------------------------------------------------------------------------------------------------- training
+def _count(t: str, names: int) -> int | None:
+    m = _COUNT_TOTAL.search(t)
+    if m:
+        v = parse_number(m.group("n"))
+        if isinstance(v, int | float) and 0 < v <= 500:
+            return max(int(v), names)
+    more = _COUNT_MORE.search(t)
+    if more:
+        v = parse_number(more.group("n"))
+        if isinstance(v, int | float) and 0 < v <= 500:
+            return names + int(v)
+    for m in _COUNT_PLAIN.finditer(t):
+        v = parse_number(m.group("n"))
+        if isinstance(v, int | float) and 0 < v <= 500 and v == int(v):
+            return max(int(v), names)
+    return None
+
+
+def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[str],
+                   course: tuple[str, int] | None) -> None:
+    t = ctx.text
+    people = [n for n in ctx.names if n.role != "visitor"]
+    if intent == "visit_log":
+        sm = _SIGNUP.search(t)
+        idx = _clause_of(ctx, sm.start()) if sm else -1
+        near = [n for n in people if idx >= 0 and _clause_of(ctx, n.start) in (idx, idx - 1)]
+        members = [n for n in near if n.role == "member"] or near
+        names = _uniq([n.name for n in members]) or _uniq([n.name for n in people if n.role == "head"])[:1]
+        res["participants"] = {"names": names, "count": len(names)}
+        return
+    cm = _CANCEL.search(t)
+    sub = _SUBST.search(t)
+    cancelled: list[str] = []
+    joined: list[str] = []
+    if sub and (cm or len(people) >= 2):
+        cut = sub.start()
+        cancelled = _uniq([n.name for n in people if n.start < cut])
+        joined = _uniq([n.name for n in people if n.start >= sub.end()])
+    elif cm:
+        cancelled = _uniq([n.name for n in people])
+    else:
+        joined = _uniq([n.name for n in people])
+    if intent == "training_cancel":
+        # a plain withdrawal: the dev set lists the withdrawn people as participants, `cancelled` stays null
+        res["participants"] = {"names": cancelled, "count": len(cancelled) or _count(t, 0)}
+        return
+    if cancelled:
+        res["cancelled"] = {"names": cancelled, "count": len(cancelled), "course": course[0] if course else None}
+    names_out: list[Any] = list(joined)
+    for pm in _PENDING.finditer(t):
+        kin = pm.group("kin")
+        if kin in ("一个", "一位", "一人"):
+            continue
+        owner = [n.name for n in people if n.start < pm.start()]
+        raw = f"{owner[-1]}的{kin}" if owner else kin
+        names_out.append({"ambiguous": True, "raw": raw, "candidates": [], "note": "name pending"})
+    count = _count(t, len(names_out)) if not cancelled else len(joined)
+    res["participants"] = {"names": names_out, "count": count if count is not None else len(names_out)}
+    if intent == "training_signup":
+        _fill_announcement_dates(ctx, res)
+
+
+def _fill_announcement_dates(ctx: _Ctx, res: dict[str, Any]) -> None:
+    for h in ctx.dates:
+        before = ctx.text[max(0, h.start - 6): h.start]
+        if h.deadline or "截止" in before or "截至" in before:
+            v = D.to_value(h, ctx.ref, "future")
+            if isinstance(v, dict) and "by" in v:
+                v = v["by"]
+            if res["signup_deadline"] is None and isinstance(v, str):
+                res["signup_deadline"] = v
+            continue
+        if res["training_date"] is None:
+            idx = _clause_of(ctx, h.start)
+            ctext = ctx.clauses[idx].text if idx >= 0 else ""
+            if h.kind == "day" and h.md == 0 and not re.search(r"培训|上课|开班|开课|举办|开展|时间|班|学习", ctext):
+                continue  # "还有三个明天补": a relative day about the list, not the session
+            v = D.to_value(h, ctx.ref, "future")
+            if v is not None and not (isinstance(v, dict) and v.get("ambiguous")):
+                res["training_date"] = v

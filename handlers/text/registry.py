@@ -1,0 +1,229 @@
+"""Registry-aware name resolution: households and villages as plain data, indexed for exact/pinyin/typo/kin lookups.
+
+Also owns the per-registry jieba user dictionary so that registered names segment as whole words.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from ._lexicon import COMPOUND_SURNAMES, SURNAMES
+from ._norm import normalize
+from ._segment import clone_tokenizer, jieba
+
+Reason = Literal["exact", "member", "homophone", "pinyin", "typo", "kinship"]
+_SCORES: dict[str, float] = {"exact": 1.0, "member": 0.95, "homophone": 0.9, "pinyin": 0.85, "typo": 0.7,
+                             "kinship": 0.5}
+# Nudges, not overrides: a paired household with a near-match outranks a stranger with a slightly better one.
+PREFER_ID_BONUS = 0.2
+PREFER_VILLAGE_BONUS = 0.1
+USER_WORD_FREQ = 2000
+MAX_KIN_RESULTS = 50
+
+_KIN = re.compile(
+    r"^(?P<pre>老|小|阿)?(?P<s>[\u4e00-\u9fff]{1,2}?)(?P<suf>家|(?:大|二|三|四|五|幺|小)?(?:哥|姐|叔|婶|伯|嫂|爷|奶|妈|娘|婆|"
+    r"公|伯伯|叔叔|大爷|大妈|大娘|大哥|大姐|老师|师傅|支书|主任|老汉|老太|老倌|妹|弟|家的|家里))?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdRef:
+    id: int
+    head: str
+    village: str
+    size: int | None = None
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    household: HouseholdRef
+    score: float
+    reason: Reason
+
+
+@lru_cache(maxsize=8192)
+def _char_pinyin(ch: str) -> tuple[str, str]:
+    """(toned, toneless) pinyin of one char; cached because names reuse a few thousand chars."""
+    from pypinyin import Style, pinyin
+
+    try:
+        toned = pinyin(ch, style=Style.TONE3, heteronym=False)[0][0]
+        plain = pinyin(ch, style=Style.NORMAL, heteronym=False)[0][0]
+    except Exception:
+        return ch, ch
+    return toned, plain
+
+
+_FUZZY = (("zh", "z"), ("ch", "c"), ("sh", "s"))
+
+
+def _fuzzy_syllable(s: str) -> str:
+    # South-western Mandarin merges these; cadres type names as they hear them.
+    for a, b in _FUZZY:
+        if s.startswith(a):
+            s = b + s[len(a):]
+            break
+    if s.startswith("n"):
+        s = "l" + s[1:]
+    if s.endswith("ng") and s[-3:-2] in ("i", "e"):
+        s = s[:-1]
+    return s
+
+
+def pinyin_keys(name: str) -> tuple[str, str]:
+    """(toned key, fuzzy toneless key) for a name."""
+    parts = [_char_pinyin(ch) for ch in name]
+    return " ".join(p[0] for p in parts), " ".join(_fuzzy_syllable(p[1]) for p in parts)
+
+
+def surname_of(name: str) -> str:
+    if name[:2] in COMPOUND_SURNAMES:
+        return name[:2]
+    return name[:1]
+
+
+def _masks(name: str) -> list[str]:
+    return [name[:i] + "?" + name[i + 1:] for i in range(len(name))]
+
+
+class Registry:
+    """Households and villages known to the caller; cheap to query, rebuilt in place by `update`."""
+
+    def __init__(self, households: Iterable[HouseholdRef] = (), villages: Iterable[str] = ()) -> None:
+        self._lock = threading.RLock()
+        self._tok: jieba.Tokenizer | None = None
+        self._words: set[str] = set()
+        self._build(households, villages)
+
+    # --- indexing -------------------------------------------------------------------------------------
+    def _build(self, households: Iterable[HouseholdRef], villages: Iterable[str]) -> None:
+        hh = [h for h in households if isinstance(h, HouseholdRef) and h.head]
+        vs = {normalize(v) for v in villages if v}
+        vs |= {h.village for h in hh if h.village}
+        by_head: dict[str, list[HouseholdRef]] = defaultdict(list)
+        by_member: dict[str, list[HouseholdRef]] = defaultdict(list)
+        by_tone: dict[str, list[HouseholdRef]] = defaultdict(list)
+        by_fuzzy: dict[str, list[HouseholdRef]] = defaultdict(list)
+        by_mask: dict[str, list[HouseholdRef]] = defaultdict(list)
+        by_surname: dict[str, list[HouseholdRef]] = defaultdict(list)
+        for h in hh:
+            by_head[h.head].append(h)
+            tone, fuzzy = pinyin_keys(h.head)
+            by_tone[tone].append(h)
+            by_fuzzy[fuzzy].append(h)
+            for m in _masks(h.head):
+                by_mask[m].append(h)
+            by_surname[surname_of(h.head)].append(h)
+            for mem in h.members:
+                if mem and mem != h.head:
+                    by_member[mem].append(h)
+        with self._lock:
+            self.households: tuple[HouseholdRef, ...] = tuple(hh)
+            self.villages: frozenset[str] = frozenset(vs)
+            self._by_id = {h.id: h for h in hh}
+            self._by_head = dict(by_head)
+            self._by_member = dict(by_member)
+            self._by_tone = dict(by_tone)
+            self._by_fuzzy = dict(by_fuzzy)
+            self._by_mask = dict(by_mask)
+            self._by_surname = dict(by_surname)
+            self.names: frozenset[str] = frozenset(by_head) | frozenset(by_member)
+            if self._tok is not None:
+                self._sync_words()
+
+    def update(self, households: Iterable[HouseholdRef] | None = None, villages: Iterable[str] | None = None) -> None:
+        """Replace households and/or villages; the tokenizer's user words follow without a restart."""
+        self._build(self.households if households is None else households,
+                    self.villages if villages is None else villages)
+
+    def add(self, household: HouseholdRef) -> None:
+        self.update([*(h for h in self.households if h.id != household.id), household])
+
+    def remove(self, household_id: int) -> None:
+        self.update([h for h in self.households if h.id != household_id])
+
+    def _sync_words(self) -> None:
+        assert self._tok is not None
+        wanted = set(self.names) | set(self.villages)
+        for w in self._words - wanted:
+            self._tok.del_word(w)
+        for w in wanted - self._words:
+            if len(w) >= 2:
+                self._tok.add_word(w, USER_WORD_FREQ)
+        self._words = wanted
+
+    @property
+    def tokenizer(self) -> jieba.Tokenizer:
+        """Private tokenizer carrying this registry's names and villages as user words."""
+        with self._lock:
+            if self._tok is None:
+                self._tok = clone_tokenizer()
+                self._words = set()
+                self._sync_words()
+            return self._tok
+
+    def get(self, household_id: int) -> HouseholdRef | None:
+        return self._by_id.get(household_id)
+
+    def is_known_name(self, name: str) -> bool:
+        return name in self.names
+
+    # --- resolution -----------------------------------------------------------------------------------
+    def resolve(self, name: str, village: str | None = None, prefer_ids: frozenset[int] = frozenset(),
+                prefer_village: str | None = None) -> list[Candidate]:
+        """Ranked households a written name may refer to (best first); [] when nothing plausible."""
+        name = normalize(name).replace(" ", "")
+        if not name:
+            return []
+        found: dict[int, tuple[HouseholdRef, Reason]] = {}
+
+        def add(refs: Iterable[HouseholdRef], reason: Reason) -> None:
+            for r in refs:
+                if r.id not in found or _SCORES[found[r.id][1]] < _SCORES[reason]:
+                    found[r.id] = (r, reason)
+
+        add(self._by_head.get(name, ()), "exact")
+        add(self._by_member.get(name, ()), "member")
+        km = _KIN.match(name)
+        kin = km is not None and (km.group("pre") or km.group("suf") or len(name) == 1) and (
+            km.group("s") in SURNAMES or km.group("s") in COMPOUND_SURNAMES)
+        if kin and not found and km is not None:
+            # 老王家 / 罗二哥: a surname plus a kin or familiarity marker, never a typo of a full name
+            add(self._by_surname.get(km.group("s"), ()), "kinship")
+            return self._rank(found.values(), village, prefer_ids, prefer_village)
+        if len(name) >= 2 and all("\u4e00" <= c <= "\u9fff" for c in name):
+            tone, fuzzy = pinyin_keys(name)
+            add((r for r in self._by_tone.get(tone, ()) if r.head != name), "homophone")
+            add((r for r in self._by_fuzzy.get(fuzzy, ()) if r.head != name), "pinyin")
+            if len(name) >= 3:
+                for m in _masks(name):
+                    add((r for r in self._by_mask.get(m, ()) if r.head != name), "typo")
+        return self._rank(found.values(), village, prefer_ids, prefer_village)
+
+    def _rank(self, found: Iterable[tuple[HouseholdRef, Reason]], village: str | None, prefer_ids: frozenset[int],
+              prefer_village: str | None) -> list[Candidate]:
+        items = list(found)
+        if village:
+            v = normalize(village)
+            scoped = [x for x in items if x[0].village == v or x[0].village.startswith(v) or v.startswith(
+                x[0].village)]
+            if scoped:
+                items = scoped
+        out: list[tuple[float, float, int, Candidate]] = []
+        for ref, reason in items:
+            base = _SCORES[reason]
+            rank = base + (PREFER_ID_BONUS if ref.id in prefer_ids else 0.0) + (
+                PREFER_VILLAGE_BONUS if prefer_village and ref.village == prefer_village else 0.0)
+            out.append((-rank, -base, ref.id, Candidate(ref, base, reason)))
+        out.sort(key=lambda t: (t[0], t[1], t[2]))
+        cands = [t[3] for t in out]
+        if cands and cands[0].reason == "kinship":
+            cands = cands[:MAX_KIN_RESULTS]
+        return cands
