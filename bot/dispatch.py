@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.transports.choices import pick_choice
 from handlers.context import Clock, Context, Prefs
 from handlers.routes import route
-from bot.transports.choices import pick_choice
 from handlers.types import Button, Incoming, Reply, UserError
 from storage.accounts import find_identity, scope_for
 from storage.messages import add_outbox, card_for_message, inbox_insert, last_card_message, last_choices

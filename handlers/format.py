@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
+
+import storage.registry as _registry
 
 WEEKDAYS = "一二三四五六日"
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_ID = re.compile(r"(?<![\dXx])(\d{6})(\d{8})(\d{3}[\dXx])(?![\dXx])")
-
-
-def mask_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    digits = re.sub(r"\s", "", phone)
-    if len(digits) >= 7 and "*" not in digits:
-        return digits[:3] + "****" + digits[-4:]
-    return digits
-
-
-def mask_id_number(idn: str | None) -> str:
-    if not idn:
-        return ""
-    return idn[:3] + "*" * max(0, len(idn) - 7) + idn[-4:] if len(idn) > 7 else "****"
-
-
-def mask_personal(text: str) -> str:
-    """Mask any mobile or ID number inside free text before it leaves in a reply."""
-    text = _ID.sub(lambda m: m.group(1)[:3] + "*" * 11 + m.group(3)[-4:], text)
-    return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
+# One implementation of masking, shared with exports and imports.
+mask_phone = _registry.mask_phone
+mask_id_number = _registry.mask_id_number
+mask_personal = _registry.mask_personal_text
 
 
 def fmt_date(d: date | None, today: date | None = None) -> str:

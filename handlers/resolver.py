@@ -30,8 +30,7 @@ async def _signature(session: AsyncSession) -> tuple[Any, ...]:
 
 async def get_registry(session: AsyncSession) -> Registry:
     """The registry of every household, rebuilt only when the household table changed (no restart)."""
-    bind = session.bind
-    key = str(bind.url) if bind is not None else ""
+    key = str(session.get_bind().engine.url)
     sig = await _signature(session)
     cached = _cache.get(key)
     if cached is not None and cached.signature == sig:

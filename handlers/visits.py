@@ -4,14 +4,15 @@ edits and attachments."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, TypeGuard
 
 from sqlalchemy import select
 
 from handlers.context import Context
 from handlers.format import clip, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry
-from handlers.text import parse, parse_correction
+from handlers.text import Correction, parse, parse_correction
 from handlers.types import Button, Reply
 from storage.accounts import in_scope, paired_household_ids
 from storage.models import Entry, Household, Need, OrgUnit, Visit, VisitAttachment
@@ -48,7 +49,7 @@ def _pick(v: Any, i: int) -> Any:
     return v
 
 
-def _is_amb(v: Any) -> bool:
+def _is_amb(v: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(v, dict) and v.get("ambiguous") is True
 
 
@@ -399,7 +400,6 @@ async def correct(ctx: Context, entry_id: int, text: str) -> bool:
     entry.history = [*entry.history, change]
     entry.updated_at = ctx.now
     await ctx.session.flush()
-    ctx.session.expire_all()
     await _reply_card(ctx, entry.id, edit=True)
     ctx.reply("已修改 ✅")
     return True
@@ -417,12 +417,12 @@ async def correct_latest(ctx: Context, text: str) -> bool:
     return await correct(ctx, last.id, text)
 
 
-async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], corr: Any,
+async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], corr: Correction,
                             change: dict[str, Any]) -> str | None:
     """Returns an error message for the user, or None when applied (recording old/new in `change`)."""
     kind = corr.kind
     if kind == "date":
-        new = _to_date(corr.value) if not isinstance(corr.value, date) else corr.value
+        new = _to_date(corr.date)
         if new is None:
             return "没看懂要改成哪天，请写具体日期，如“改成11月20日”。"
         change["old"] = [v.visit_date.isoformat() for v in visits]
@@ -430,50 +430,50 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
             v.visit_date = new
         change["new"] = new.isoformat()
         return None
-    if kind == "visit_type":
+    if kind == "visit_type" and corr.visit_type:
         change["old"] = [v.visit_type for v in visits]
         for v in visits:
-            v.visit_type = str(corr.value)
-        change["new"] = corr.value
+            v.visit_type = corr.visit_type
+        change["new"] = corr.visit_type
         return None
-    if kind == "size":
+    if kind == "size" and corr.size:
+        change["old"] = [v.household_size for v in visits]
         for v in visits:
-            v.household_size = int(corr.value)
-            v.household.size = int(corr.value)
-        change["new"] = corr.value
+            v.household_size = corr.size
+            v.household.size = corr.size
+        change["new"] = corr.size
         return None
-    if kind == "household":
-        return await _correct_household(ctx, visits, corr, change)
+    if kind == "household" and corr.household:
+        return await _correct_household(ctx, visits, corr.household, corr.wrong, change)
     needs = [n for v in visits for n in v.needs]
-    if kind == "need_qty":
-        target = _find_need(needs, getattr(corr, "item", None))
+    if kind == "need_qty" and corr.qty is not None:
+        target = _find_need(needs, corr.item)
         if target is None:
-            return f"没有找到“{getattr(corr, 'item', '')}”这条需求。"
+            return f"没有找到“{corr.item or ''}”这条需求。"
         change["old"] = {"need": target.id, "qty": None if target.qty is None else float(target.qty)}
-        from decimal import Decimal
-
-        target.qty = Decimal(str(corr.value))
-        if getattr(corr, "unit", None):
+        target.qty = Decimal(str(corr.qty))
+        if corr.unit:
             target.unit = corr.unit
-        change["new"] = corr.value
+        change["new"] = corr.qty
         return None
-    if kind == "need_delete":
-        idx = int(corr.value) - 1
+    if kind == "delete_need" and corr.index is not None:
+        idx = corr.index - 1
         if not 0 <= idx < len(needs):
             return f"没有第{idx + 1}条需求（共{len(needs)}条）。"
         n = needs[idx]
         change["old"] = {"need": n.id, "item": n.item, "category": n.category}
         await ctx.session.delete(n)
         return None
-    if kind == "need_add":
+    if kind == "add_need" and corr.need:
         v = visits[0]
-        for n in _needs_for({"needs": corr.value if isinstance(corr.value, list) else [corr.value]}, "", 1):
-            ctx.session.add(Need(visit_id=v.id, household_id=v.household_id, category=n.category, item=n.item,
-                                 qty=None if n.qty is None else __import__("decimal").Decimal(str(n.qty)),
-                                 unit=n.unit, status=n.status, raised_on=v.visit_date))
-        change["new"] = corr.value
+        for ni in _needs_for({"needs": [corr.need]}, "", 1):
+            ctx.session.add(Need(visit_id=v.id, household_id=v.household_id, category=ni.category, item=ni.item,
+                                 qty=None if ni.qty is None else Decimal(str(ni.qty)), unit=ni.unit,
+                                 status=ni.status, raised_on=v.visit_date,
+                                 met_at=ctx.now if ni.status == "met" else None))
+        change["new"] = corr.need
         return None
-    return "这个改法我还不会，请换个说法，例如“改成昨天”“棉被是3床”。"
+    return "这个改法我还不会，请换个说法，例如“改成昨天”“棉被是3床”“删掉第1条需求”。"
 
 
 def _find_need(needs: list[Need], item: str | None) -> Need | None:
@@ -485,10 +485,9 @@ def _find_need(needs: list[Need], item: str | None) -> Need | None:
     return None
 
 
-async def _correct_household(ctx: Context, visits: list[Visit], corr: Any, change: dict[str, Any]) -> str | None:
+async def _correct_household(ctx: Context, visits: list[Visit], new_name: str, old_name: str | None,
+                             change: dict[str, Any]) -> str | None:
     assert ctx.person is not None and ctx.scope is not None
-    new_name = str(corr.value)
-    old_name = getattr(corr, "old", None)
     target = visits[0] if len(visits) == 1 else next(
         (v for v in visits if old_name and v.household.head_name == old_name), None)
     if target is None:
@@ -547,7 +546,8 @@ async def attach(ctx: Context) -> None:
     too_big = [a for a in inc.attachments if a.size and a.size > ctx.prefs.max_file_bytes]
     if too_big:
         mb = ctx.prefs.max_file_bytes / 1_000_000
-        ctx.reply(f"文件太大（{too_big[0].size / 1_000_000:.1f} MB），上限是 {mb:.0f} MB，没有保存。请压缩后再发。")
+        size = (too_big[0].size or 0) / 1_000_000
+        ctx.reply(f"文件太大（{size:.1f} MB），上限是 {mb:.0f} MB，没有保存。请压缩后再发。")
         return
     entry: Entry | None = None
     if ctx.card_key and ctx.card_key.startswith("entry:"):

@@ -86,16 +86,21 @@ async def upgrade_async(url: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import create_engine
+    import asyncio
 
-    sync_url = make_url(normalise_url(url))
-    sync_url = sync_url.set(
-        drivername="sqlite" if sync_url.get_backend_name() == "sqlite" else "postgresql+psycopg"
-    )
-    eng = create_engine(sync_url)
+    return asyncio.run(current_revision_async(url))
+
+
+async def current_revision_async(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    def rev(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    engine = make_engine(url)
     try:
-        with eng.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        async with engine.connect() as conn:
+            return await conn.run_sync(rev)
     finally:
-        eng.dispose()
+        await engine.dispose()

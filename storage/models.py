@@ -38,13 +38,17 @@ class OrgUnit(Base):
     """District → township → village → group. `path` is "/1/5/23/": a subtree is one prefix query."""
 
     __tablename__ = "org_unit"
-    __table_args__ = (UniqueConstraint("parent_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("parent_id", "name"),
+        # varchar_pattern_ops lets PostgreSQL use the index for `path LIKE '/1/5/%'` whatever the collation.
+        Index("ix_org_unit_path", "path", postgresql_ops={"path": "varchar_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     level: Mapped[str] = mapped_column(String(16))
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_unit.id"), index=True)
-    path: Mapped[str] = mapped_column(String(255), default="", index=True)
+    path: Mapped[str] = mapped_column(String(255), default="")
 
     parent: Mapped[OrgUnit | None] = relationship(remote_side="OrgUnit.id")
 
@@ -182,7 +186,13 @@ class Entry(Base):
 
 class Visit(Base):
     __tablename__ = "visit"
-    __table_args__ = (Index("ix_visit_household_date", "household_id", "visit_date"),)
+    __table_args__ = (
+        Index("ix_visit_household_date", "household_id", "visit_date"),
+        # Live visits per household, newest last: "last visit" and "due?" are one index seek each.
+        Index("ix_visit_live", "household_id", "deleted", "visit_date"),
+        # Visits in a date range without touching the table (digests' per-day counts).
+        Index("ix_visit_date_live", "visit_date", "deleted", "household_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     source_key: Mapped[str] = mapped_column(String(220), unique=True)  # entry key + "#n": idempotent
@@ -209,7 +219,13 @@ class Need(Base):
     """缺一补一: something a household lacks, raised by a visit, open until met."""
 
     __tablename__ = "need"
-    __table_args__ = (Index("ix_need_household_status", "household_id", "status"),)
+    __table_args__ = (
+        Index("ix_need_household_status", "household_id", "status"),
+        # Digests: open needs oldest first and by category (covering), needs raised in a week (skip-scan
+        # on status), needs met in a week.
+        Index("ix_need_status_raised", "status", "raised_on", "category", "household_id", "visit_id"),
+        Index("ix_need_status_met", "status", "met_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id"), index=True)
@@ -228,6 +244,7 @@ class Need(Base):
 
 class FollowUp(Base):
     __tablename__ = "follow_up"
+    __table_args__ = (Index("ix_follow_up_open", "done_at", "due"),)  # open follow-ups by due date
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     visit_id: Mapped[int] = mapped_column(ForeignKey("visit.id"), index=True)

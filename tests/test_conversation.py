@@ -105,7 +105,7 @@ async def test_corrections_by_reply(bot):
         needs = list((await s.execute(select(Need))).scalars())
         assert len(needs) == 1 and float(needs[0].qty) == 3
         e = (await s.execute(select(Entry))).scalar_one()
-        assert [h["kind"] for h in e.history] == ["date", "need_qty", "need_delete"]
+        assert [h["kind"] for h in e.history] == ["date", "need_qty", "delete_need"]
 
 
 async def test_household_correction(bot):

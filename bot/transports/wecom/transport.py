@@ -25,8 +25,8 @@ from bot.transports.base import (
     Sent,
     split_text,
 )
-from bot.transports.wecom.api import DEFAULT_API_BASE, WeComAPI
 from bot.transports.choices import render_choices
+from bot.transports.wecom.api import DEFAULT_API_BASE, WeComAPI
 from bot.transports.wecom.crypto import (
     ReceiveIdError,
     SignatureError,

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 03:13:06.849221
+Create Date: 2026-11-29 03:28:06.134776
 """
 
 from collections.abc import Sequence
@@ -85,7 +85,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("org_unit", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_org_unit_parent_id"), ["parent_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_org_unit_path"), ["path"], unique=False)
+        batch_op.create_index(
+            "ix_org_unit_path", ["path"], unique=False, postgresql_ops={"path": "varchar_pattern_ops"}
+        )
 
     op.create_table(
         "chat_group",
@@ -382,8 +384,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("visit", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_visit_cadre_id"), ["cadre_id"], unique=False)
+        batch_op.create_index("ix_visit_date_live", ["visit_date", "deleted", "household_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_visit_entry_id"), ["entry_id"], unique=False)
         batch_op.create_index("ix_visit_household_date", ["household_id", "visit_date"], unique=False)
+        batch_op.create_index("ix_visit_live", ["household_id", "deleted", "visit_date"], unique=False)
         batch_op.create_index(batch_op.f("ix_visit_visit_date"), ["visit_date"], unique=False)
 
     op.create_table(
@@ -404,6 +408,7 @@ def upgrade() -> None:
     with op.batch_alter_table("follow_up", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_follow_up_due"), ["due"], unique=False)
         batch_op.create_index(batch_op.f("ix_follow_up_household_id"), ["household_id"], unique=False)
+        batch_op.create_index("ix_follow_up_open", ["done_at", "due"], unique=False)
         batch_op.create_index(batch_op.f("ix_follow_up_visit_id"), ["visit_id"], unique=False)
 
     op.create_table(
@@ -428,6 +433,12 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("need", schema=None) as batch_op:
         batch_op.create_index("ix_need_household_status", ["household_id", "status"], unique=False)
+        batch_op.create_index("ix_need_status_met", ["status", "met_at"], unique=False)
+        batch_op.create_index(
+            "ix_need_status_raised",
+            ["status", "raised_on", "category", "household_id", "visit_id"],
+            unique=False,
+        )
         batch_op.create_index(batch_op.f("ix_need_visit_id"), ["visit_id"], unique=False)
 
     op.create_table(
@@ -460,19 +471,24 @@ def downgrade() -> None:
     op.drop_table("visit_attachment")
     with op.batch_alter_table("need", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_need_visit_id"))
+        batch_op.drop_index("ix_need_status_raised")
+        batch_op.drop_index("ix_need_status_met")
         batch_op.drop_index("ix_need_household_status")
 
     op.drop_table("need")
     with op.batch_alter_table("follow_up", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_follow_up_visit_id"))
+        batch_op.drop_index("ix_follow_up_open")
         batch_op.drop_index(batch_op.f("ix_follow_up_household_id"))
         batch_op.drop_index(batch_op.f("ix_follow_up_due"))
 
     op.drop_table("follow_up")
     with op.batch_alter_table("visit", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_visit_visit_date"))
+        batch_op.drop_index("ix_visit_live")
         batch_op.drop_index("ix_visit_household_date")
         batch_op.drop_index(batch_op.f("ix_visit_entry_id"))
+        batch_op.drop_index("ix_visit_date_live")
         batch_op.drop_index(batch_op.f("ix_visit_cadre_id"))
 
     op.drop_table("visit")
@@ -522,7 +538,7 @@ def downgrade() -> None:
     op.drop_table("household")
     op.drop_table("chat_group")
     with op.batch_alter_table("org_unit", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_org_unit_path"))
+        batch_op.drop_index("ix_org_unit_path", postgresql_ops={"path": "varchar_pattern_ops"})
         batch_op.drop_index(batch_op.f("ix_org_unit_parent_id"))
 
     op.drop_table("org_unit")
