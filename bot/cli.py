@@ -139,6 +139,33 @@ def invite(state: CliState, role: str, person_name: str | None, phone: str | Non
     click.echo(code)
 
 
+@main.command("parse")
+@click.option("--text", "text", default=None, help="Parse one message and pretty-print the result.")
+@click.option("--ref-date", default=None, help="The message's send date, YYYY-MM-DD (default: today).")
+@click.option("--tz", default="Asia/Shanghai", show_default=True)
+def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
+    """Parse cadre messages: JSONL {"id","message","ref_date"} on stdin → one JSON line each on stdout."""
+    import json
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from handlers.text import parse_jsonl, parse_record
+
+    if text is not None:
+        ref = ref_date or datetime.now(ZoneInfo(tz)).date().isoformat()
+        rec = parse_record({"id": None, "message": text, "ref_date": ref, "tz": tz})
+        rec.pop("id", None)
+        click.echo(json.dumps(rec, ensure_ascii=False, indent=2))
+        return
+    # Undecodable bytes must not stop a batch: replace them and carry on.
+    stdin = click.get_binary_stream("stdin")
+    lines = (raw.decode("utf-8", "replace") for raw in stdin)
+    out = click.get_text_stream("stdout")
+    for line in parse_jsonl(lines):
+        out.write(line + "\n")
+    out.flush()
+
+
 def _register() -> None:
     from bot.cli_data import COMMANDS as data_commands
     from bot.cli_ops import COMMANDS as ops_commands
