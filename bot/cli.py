@@ -166,6 +166,20 @@ def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
     out.flush()
 
 
+@main.command()
+@click.option("--scale", type=click.Choice(["small", "district"]), default="small", show_default=True,
+              help="small: ~20 villages, 1,500 households, 300 cadres; district: 182 villages, 12,993 households.")
+@click.option("--seed", default=2026, show_default=True)
+@pass_state
+def demo(state: CliState, scale: str, seed: int) -> None:
+    """Build a district on the embedded database and drive a simulated week through the real pipeline."""
+    from bot.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bangfu").setLevel(logging.ERROR)
+    run(run_demo(state.settings, scale=scale, seed=seed))
+
+
 def _register() -> None:
     from bot.cli_data import COMMANDS as data_commands
     from bot.cli_ops import COMMANDS as ops_commands

@@ -22,7 +22,10 @@ _cache: dict[str, _Cached] = {}
 
 
 async def _signature(session: AsyncSession) -> tuple[Any, ...]:
-    q = select(func.count(Household.id), func.max(Household.id), func.max(Household.updated_at))
+    # What the registry holds (id, head, village) never changes in place: a renamed or moved household
+    # is a new row (natural key), so count and max id tell every relevant change; updated_at would also
+    # move on every household-size update and force needless rebuilds.
+    q = select(func.count(Household.id), func.max(Household.id))
     row = (await session.execute(q)).one()
     vq = select(func.count(OrgUnit.id), func.max(OrgUnit.id))
     return (*tuple(row), *tuple((await session.execute(vq)).one()))

@@ -1,0 +1,345 @@
+"""`bangfu demo`: a whole district on the embedded database, driven through a simulated week.
+
+Every message goes through the real pipeline (Incoming → dispatch → handlers → storage → outbox) on a
+fixed clock; the scheduler's jobs are called at their times. Outputs land in var/demo/.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from bot.app import App, prefs_from
+from bot.config import Settings
+from bot.demo_messages import cancel, correction, question, signup, visit_log
+from bot.sampledata import generate_rows, write_csv
+from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent
+from handlers.digest import build_digest, bulletins, weekly_digests
+from handlers.reminders import morning_reminders
+from handlers.spreadsheets import import_spreadsheet
+from handlers.types import ChatRef, Incoming
+from storage.engine import normalise_url, upgrade_async
+from storage.models import (
+    AuditLog,
+    ChatGroup,
+    ChatIdentity,
+    Entry,
+    Household,
+    InboxMessage,
+    Need,
+    OrgUnit,
+    OutboxMessage,
+    Pairing,
+    Person,
+    SendLedger,
+    Signup,
+    Visit,
+)
+from storage.trainings import create_session
+
+SCALES = {"small": (1500, 300, 20), "district": (12993, 2862, 182)}
+WEEK = date(2026, 11, 23)  # Monday of ISO week 2026-W48
+COURSES = [("刺梨种植", "产业"), ("生态鸡养殖", "产业"), ("电工", "就业"), ("家政服务", "就业"), ("挖掘机操作", "就业"),
+           ("电商", "就业")]
+# The demo channel delivers instantly; real channels' limits are what the outbox enforces in production.
+DEMO_CAPS = Capabilities(name="demo", max_text=4096, global_rate=100_000.0, per_chat_interval=0.0001,
+                         group_per_minute=100_000)
+
+
+class DemoClock:
+    def __init__(self, now: datetime) -> None:
+        self.t = now
+
+    def now(self) -> datetime:
+        return self.t
+
+
+class DemoTransport:
+    """Records every message; keeps full transcripts for a few chats."""
+
+    name = "demo"
+    capabilities = DEMO_CAPS
+
+    def __init__(self, watch: set[str]) -> None:
+        self.watch = watch
+        self.transcript: dict[str, list[str]] = defaultdict(list)
+        self.last: dict[str, OutMessage] = {}
+        self.last_id: dict[str, str] = {}
+        self.counts: Counter[str] = Counter()
+        self._n = 0
+
+    async def start(self, on_update: OnUpdate) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, msg: OutMessage) -> Sent:
+        self._n += 1
+        chat = msg.chat.chat_id
+        self.last[chat] = msg
+        self.last_id[chat] = f"m{self._n}"
+        self.counts["group" if msg.chat.is_group else "private"] += 1
+        if chat in self.watch or msg.chat.is_group:
+            tag = "（编辑）" if msg.edit_message_id else ""
+            extra = "".join(f" [{b.text}]" for row in msg.buttons for b in row)
+            doc = msg.document or msg.photo
+            files = f"\n   📎 {doc.filename}" if doc else ""
+            self.transcript[chat].append(f"🤖{tag} {msg.text}{extra}{files}".replace("\n", "\n   "))
+        return Sent(message_id=f"m{self._n}")
+
+
+@dataclass
+class Summary:
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    out_dir: Path = Path("var/demo")
+    messages: int = 0
+
+
+def _sqlite_file(url: str) -> Path | None:
+    u = make_url(normalise_url(url))
+    return Path(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, ":memory:") else None
+
+
+async def _prepare_database(settings: Settings) -> None:
+    """Start from a clean database, but never wipe one that holds real (non-demo) data."""
+    path = _sqlite_file(settings.database.url)
+    if path is None or not path.exists():
+        if path is None:
+            raise SystemExit("the demo runs on the embedded SQLite database; point [database] url at a file")
+        return
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        has_data = "household" in tables and conn.execute("SELECT 1 FROM household LIMIT 1").fetchone()
+        is_demo = "audit_log" in tables and conn.execute(
+            "SELECT 1 FROM audit_log WHERE action='demo.seed' LIMIT 1").fetchone()
+    if has_data and not is_demo:
+        raise SystemExit(f"{path} holds real data; the demo will not touch it. Run it with another database, e.g. "
+                         "BANGFU_DATABASE__URL=sqlite:///var/demo.db bangfu demo")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026, console: Console | None = None,
+                   messages_per_cadre_day: float = 0.45) -> Summary:
+    console = console or Console()
+    out = Path(settings.app.data_dir) / "demo"
+    out.mkdir(parents=True, exist_ok=True)
+    summary = Summary(out_dir=out)
+    rng = random.Random(seed)
+    t_all = time.perf_counter()
+    n_households, n_cadres, n_villages = SCALES[scale]
+
+    t = time.perf_counter()
+    await _prepare_database(settings)
+    await upgrade_async(settings.database.url)
+    rows = generate_rows(households=n_households, cadres=n_cadres, villages=n_villages, seed=seed)
+    roster = write_csv(rows, out / "roster.csv")
+    clock = DemoClock(datetime(2026, 11, 22, 20, 0, tzinfo=settings.tz))
+    transport = DemoTransport(watch=set())
+    app = App(settings, clock=clock, transports=[transport], with_scheduler=False)
+    await app.build()
+    assert app.sessionmaker is not None and app.dispatcher is not None and app.outbox is not None
+    sm = app.sessionmaker
+    async with sm() as s, s.begin():
+        await import_spreadsheet(s, roster.read_bytes(), roster.name, actor="demo")
+    summary.timings["import roster"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    cadres, watch = await _seed_people_and_courses(sm, clock.now(), rng)
+    transport.watch = watch
+    summary.timings["seed people, courses"] = time.perf_counter() - t
+
+    prefs = prefs_from(settings)
+    days = [WEEK + timedelta(days=i) for i in range(5)]
+    planned = int(len(cadres) * messages_per_cadre_day) * len(days)
+    sent = 0
+    t_week = time.perf_counter()
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("simulating 2026-W48", total=planned)
+        for day in days:
+            clock.t = datetime.combine(day, datetime.min.time(), settings.tz).replace(hour=8)
+            async with sm() as s, s.begin():
+                await morning_reminders(s, now=clock.now(), prefs=prefs)
+            if (day - WEEK).days % 2 == 1:
+                async with sm() as s, s.begin():
+                    await bulletins(s, now=clock.now().replace(hour=9), prefs=prefs)
+            await app.outbox.drain(timeout=120)
+            active = rng.sample(cadres, int(len(cadres) * messages_per_cadre_day))
+            for k, cadre in enumerate(active):
+                clock.t = datetime.combine(day, datetime.min.time(), settings.tz).replace(
+                    hour=9 + (8 * k) // max(1, len(active)), minute=rng.randrange(60))
+                await _cadre_turn(app, transport, cadre, rng, day)
+                sent += 1
+                progress.advance(task)
+        clock.t = datetime.combine(WEEK + timedelta(days=7), datetime.min.time(), settings.tz).replace(hour=8, minute=30)
+        async with sm() as s, s.begin():
+            await weekly_digests(s, now=clock.now(), prefs=prefs, week_start=WEEK)
+        await app.outbox.drain(timeout=300)
+    summary.timings["simulated week"] = time.perf_counter() - t_week
+
+    t = time.perf_counter()
+    async with sm() as s:
+        district = (await s.execute(select(OrgUnit).where(OrgUnit.level == "district"))).scalars().first()
+        assert district is not None
+        digest = await build_digest(s, unit=district, week_start=WEEK, prefs=prefs, today=WEEK + timedelta(days=7))
+    (out / "digest.txt").write_text(digest.text + "\n", encoding="utf-8")
+    (out / "digest.png").write_bytes(digest.png)
+    (out / "digest.xlsx").write_bytes(digest.xlsx)
+    lines = []
+    for chat, msgs in transport.transcript.items():
+        lines.append(f"===== {chat} =====")
+        lines.extend(msgs)
+        lines.append("")
+    (out / "transcript.txt").write_text("\n".join(lines), encoding="utf-8")
+    summary.timings["digest files"] = time.perf_counter() - t
+    summary.timings["total"] = time.perf_counter() - t_all
+    summary.messages = app.dispatcher.services.get("demo_messages", 0)
+    summary.counts = await _counts(sm)
+    await app.stop()
+    _print(console, summary, transport, sent)
+    return summary
+
+
+async def _seed_people_and_courses(sm: Any, now: datetime, rng: random.Random) -> tuple[list[dict[str, Any]], set[str]]:
+    """Supervisors per township, an organiser and an admin; a chat identity for everyone; a group for
+    bulletins; this month's training sessions."""
+    async with sm() as s, s.begin():
+        district = (await s.execute(select(OrgUnit).where(OrgUnit.level == "district"))).scalars().first()
+        townships = list((await s.execute(select(OrgUnit).where(OrgUnit.level == "township"))).scalars())
+        extra = [Person(natural_key=f"{district.name}督查组|demo", name="周督查", role="supervisor", unit_id=district.id),
+                 Person(natural_key="区人社局培训股|demo", name="黄组织", role="organiser", unit_id=district.id,
+                        org_name="区人社局"),
+                 Person(natural_key="区乡村振兴局|demo", name="管理员", role="admin", unit_id=district.id)]
+        for tw in townships:
+            extra.append(Person(natural_key=f"{tw.name}督查|demo", name=f"{tw.name[:2]}督查", role="supervisor",
+                                unit_id=tw.id))
+        s.add_all(extra)
+        await s.flush()
+        people = list((await s.execute(select(Person))).scalars())
+        for p in people:
+            s.add(ChatIdentity(person_id=p.id, channel="demo", external_id=f"p{p.id}", chat_id=f"p{p.id}",
+                               display_name=p.name, bound_at=now))
+        s.add(ChatGroup(channel="demo", chat_id="group-district", title=f"{district.name}帮扶工作群",
+                        unit_id=district.id, bulletins=True))
+        organiser = extra[1]
+        for i, (course, _cat) in enumerate(COURSES):
+            start = datetime.combine(WEEK + timedelta(days=8 + i), datetime.min.time(), now.tzinfo).replace(hour=9)
+            await create_session(s, course_name=course, starts_at=start, now=now, place=f"{district.name}职业培训中心",
+                                 capacity=30, village_quota=6, deadline=start - timedelta(days=2),
+                                 organiser_id=organiser.id, contact="黄组织")
+        s.add(AuditLog(at=now, actor="demo", action="demo.seed", detail={"people": len(people)}))
+        q = (select(Person.id, Person.name, Household.head_name, OrgUnit.name, Household.size)
+             .join(Pairing, Pairing.person_id == Person.id).join(Household, Household.id == Pairing.household_id)
+             .join(OrgUnit, OrgUnit.id == Household.village_id).where(Person.role.in_(("cadre", "secretary"))))
+        by: dict[int, dict[str, Any]] = {}
+        for pid, pname, head, village, size in (await s.execute(q)).all():
+            by.setdefault(pid, {"id": pid, "name": pname, "households": []})["households"].append((head, village, size))
+    cadres = sorted(by.values(), key=lambda c: c["id"])
+    watch = {f"p{c['id']}" for c in rng.sample(cadres, 3)} | {f"p{extra[0].id}"}
+    return cadres, watch
+
+
+async def _send(app: App, transport: DemoTransport, cadre: dict[str, Any], text: str, *, kind: str = "message",
+                callback: str | None = None, reply_to: str | None = None) -> OutMessage | None:
+    assert app.dispatcher is not None and app.outbox is not None
+    chat = f"p{cadre['id']}"
+    mid = f"{chat}-{time.perf_counter_ns()}"
+    if chat in transport.watch:
+        transport.transcript[chat].append(f"👤 {text or ('按钮：' + str(callback))}".replace("\n", "\n   "))
+    inc = Incoming(chat=ChatRef("demo", chat), sender_id=chat, sender_name=cadre["name"], message_id=mid,
+                   kind=kind, text=text, callback_data=callback, reply_to_message_id=reply_to,  # type: ignore[arg-type]
+                   dedup_key=f"cb:{mid}" if callback else None)
+    transport.last.pop(chat, None)
+    await app.dispatcher.handle(inc)
+    app.dispatcher.services["demo_messages"] = app.dispatcher.services.get("demo_messages", 0) + 1
+    await app.outbox.drain(timeout=60)
+    return transport.last.get(chat)
+
+
+async def _answer_choices(app: App, transport: DemoTransport, cadre: dict[str, Any], reply: OutMessage | None) -> OutMessage | None:
+    """Press a button the way a cadre would when the bot asks which household or which day."""
+    for _ in range(4):
+        if reply is None or not reply.buttons or "已记录走访" in reply.text:
+            return reply
+        flat = [b for row in reply.buttons for b in row]
+        pick = next((b for b in flat if b.data.startswith(("pk:", "dt:")) and not b.data.endswith(":0")), None)
+        if pick is None:
+            pick = next((b for b in flat if b.data.startswith("add:")), flat[-1])
+        reply = await _send(app, transport, cadre, "", kind="callback", callback=pick.data)
+    return reply
+
+
+async def _cadre_turn(app: App, transport: DemoTransport, cadre: dict[str, Any], rng: random.Random, day: date) -> None:
+    head, village, size = rng.choice(cadre["households"])
+    roll = rng.random()
+    if roll < 0.08:
+        await _send(app, transport, cadre, question(rng).text)
+        return
+    if roll < 0.16:
+        names = [h for h, v, _ in cadre["households"] if v == village][: rng.choice([1, 2])]
+        course, _ = rng.choice(COURSES)
+        await _send(app, transport, cadre, signup(course, village, names or [head], rng).text)
+        if rng.random() < 0.25:
+            await _send(app, transport, cadre, cancel(names[0] if names else head, course, rng).text)
+        return
+    reply = await _send(app, transport, cadre, visit_log(head, village, size, rng).text)
+    reply = await _answer_choices(app, transport, cadre, reply)
+    if reply is not None and "已记录走访" in reply.text and rng.random() < 0.12:
+        card_id = transport.last_id[f"p{cadre['id']}"]
+        await _send(app, transport, cadre, correction(rng).text, reply_to=card_id)
+
+
+async def _counts(sm: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    async with sm() as s:
+        for label, model, where in [
+            ("households", Household, None), ("cadres", Person, Person.role.in_(("cadre", "secretary"))),
+            ("villages", OrgUnit, OrgUnit.level == "village"), ("messages received", InboxMessage, None),
+            ("visit entries", Entry, Entry.state == "saved"), ("visits", Visit, Visit.deleted.is_(False)),
+            ("needs raised", Need, None), ("training sign-ups", Signup, None),
+            ("messages delivered", OutboxMessage, OutboxMessage.status == "sent"),
+            ("reminders", SendLedger, SendLedger.kind == "visit_due"),
+            ("bulletins", SendLedger, SendLedger.kind == "bulletin"),
+            ("weekly digests", SendLedger, SendLedger.kind == "weekly_digest"),
+        ]:
+            q = select(func.count()).select_from(model)
+            if where is not None:
+                q = q.where(where)
+            out[label] = int((await s.execute(q)).scalar_one())
+    return out
+
+
+def _print(console: Console, s: Summary, transport: DemoTransport, turns: int) -> None:
+    table = Table(title="bangfu demo — 西秀区, 2026-W48 (simulated)", show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for k, v in s.counts.items():
+        table.add_row(k, f"{v:,}")
+    console.print(table)
+    t = Table(show_header=True)
+    t.add_column("phase")
+    t.add_column("seconds", justify="right")
+    for k, v in s.timings.items():
+        t.add_row(k, f"{v:.1f}")
+    week = s.timings.get("simulated week", 0.0)
+    if week and s.messages:
+        t.add_row("messages/s through the pipeline", f"{s.messages / week:.0f}")
+    console.print(t)
+    console.print(f"Outputs in [bold]{s.out_dir}/[/]: digest.txt, digest.png, digest.xlsx, transcript.txt, roster.csv")
+    console.print("Talk to the bot yourself: [bold]bangfu chat[/]  (you are one of the demo's cadres)")
