@@ -128,6 +128,7 @@ class Outbox:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0
+        self._pg = sessionmaker.kw.get("bind") is not None and sessionmaker.kw["bind"].dialect.name == "postgresql"
 
     def notify(self) -> None:
         self._wake.set()
@@ -167,7 +168,9 @@ class Outbox:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             n = await self.tick()
-            if n == 0 and await self.pending_ready() == 0:
+            # An empty claim already means nothing is ready; only a PostgreSQL worker that lost a
+            # per-chat lock to another worker needs the extra count to know it should wait.
+            if n == 0 and (not self._pg or await self.pending_ready() == 0):
                 return
             if n == 0:
                 await asyncio.sleep(0.05)
