@@ -275,7 +275,7 @@ async def sign_up(session: AsyncSession, *, ts_id: int, participant: Participant
     return SignupResult("waitlisted", signup=row, position=await waitlist_position(session, row))
 
 
-async def _promote(session: AsyncSession, ts: TrainingSession, now: datetime) -> Signup | None:
+async def promote_waitlisted(session: AsyncSession, ts: TrainingSession, now: datetime) -> Signup | None:
     """The first waitlisted whose village still has quota room takes the freed seat."""
     q = (select(Signup).where(Signup.session_id == ts.id, Signup.status == "waitlisted")
          .order_by(Signup.wait_position, Signup.id))
@@ -311,7 +311,7 @@ async def cancel_signup(session: AsyncSession, *, signup_id: int, now: datetime)
     await _free_seat(session, ts)
     if ts.starts_at <= now:
         return None
-    return await _promote(session, ts, now)
+    return await promote_waitlisted(session, ts, now)
 
 
 async def substitute(session: AsyncSession, *, signup_id: int, participant: Participant,
@@ -412,7 +412,7 @@ async def no_show_counts(session: AsyncSession, *, name: str | None = None,
         q = q.where(Signup.participant_name == name)
     if household_id is not None:
         q = q.where(Signup.household_id == household_id)
-    return [(str(n), str(v), int(c)) for n, v, c in (await session.execute(q)).tuples()]
+    return [(str(n), str(v), int(c)) for n, v, c in (await session.execute(q)).all()]
 
 
 # ---------------------------------------------------------------------------------------------- rosters, figures
@@ -438,7 +438,7 @@ async def roster(session: AsyncSession, *, ts_id: int, statuses: Sequence[str] =
          .outerjoin(Person, Person.id == Signup.cadre_id)
          .where(Signup.session_id == ts_id, Signup.status.in_(statuses)))
     rows = []
-    for s, vname, head, htype, hphone, cadre in (await session.execute(q)).tuples():
+    for s, vname, head, htype, hphone, cadre in (await session.execute(q)).all():
         rows.append(RosterRow(
             signup_id=s.id, name=s.participant_name or "（待补名）", village=vname or s.village_name or "",
             household=f"{head}户（{htype}）" if head else "", phone=s.phone or hphone, status=s.status,
@@ -492,7 +492,7 @@ async def stats(session: AsyncSession, *, since: datetime | None = None, until: 
         q = q.join(Signup, Signup.session_id == TrainingSession.id).outerjoin(
             OrgUnit, OrgUnit.id == Signup.village_id)
     q = q.where(*conds).group_by(key).order_by(key)
-    return [StatRow(str(k), int(a), int(b), int(c)) for k, a, b, c in (await session.execute(q)).tuples()]
+    return [StatRow(str(k), int(a), int(b), int(c)) for k, a, b, c in (await session.execute(q)).all()]
 
 
 # ---------------------------------------------------------------------------------------------- reaching people
@@ -543,7 +543,7 @@ async def reminder_targets(session: AsyncSession, *, now: datetime, window_start
                 Signup.status.in_(("confirmed", "placeholder")), Signup.cadre_id.is_not(None))
          .options(selectinload(TrainingSession.course)).order_by(TrainingSession.id, Signup.id))
     out: dict[tuple[int, int], ReminderTarget] = {}
-    for s, ts in (await session.execute(q)).tuples():
+    for s, ts in (await session.execute(q)).all():
         assert s.cadre_id is not None
         t = out.setdefault((ts.id, s.cadre_id), ReminderTarget(ts, s.cadre_id, [], 0))
         if s.status == "placeholder":
@@ -562,7 +562,7 @@ async def placeholder_holders(session: AsyncSession, *, now: datetime,
                 TrainingSession.deadline.is_not(None), TrainingSession.deadline > now,
                 TrainingSession.deadline <= now + before)
          .group_by(TrainingSession.id, Signup.cadre_id))
-    rows = [(ts, int(c or 0), int(n)) for ts, c, n in (await session.execute(q)).tuples()]
+    rows = [(ts, int(c or 0), int(n)) for ts, c, n in (await session.execute(q)).all()]
     for ts, _, _ in rows:
         await session.refresh(ts, ["course"])
     return rows
