@@ -182,10 +182,11 @@ def demo(state: CliState, scale: str, seed: int) -> None:
 
 def _register() -> None:
     from bot.cli_data import COMMANDS as data_commands
+    from bot.cli_digest import COMMANDS as digest_commands
     from bot.cli_ops import COMMANDS as ops_commands
     from bot.cli_training import COMMANDS as training_commands
 
-    for cmd in [*data_commands, *ops_commands, *training_commands]:
+    for cmd in [*data_commands, *ops_commands, *training_commands, *digest_commands]:
         main.add_command(cmd)
 
 

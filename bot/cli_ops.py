@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot.cli import CliState, pass_state, run
 from storage.engine import make_engine, make_sessionmaker, normalise_url
-from storage.models import AuditLog, InboxMessage
+from storage.messages import purge_inbox_text
+from storage.models import AuditLog
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -122,7 +123,7 @@ def audit(state: CliState, limit: int) -> None:
 
 @click.command("purge-inbox-text")
 @pass_state
-def purge_inbox_text(state: CliState) -> None:
+def purge_inbox_text_cmd(state: CliState) -> None:
     """Blank raw message text older than [privacy] inbox_text_retention_days (records stay)."""
     days = state.settings.privacy.inbox_text_retention_days
     if days is None:
@@ -133,18 +134,12 @@ def purge_inbox_text(state: CliState) -> None:
 
 
 async def purge_old_inbox_text(url: str, days: int, now: datetime | None = None) -> int:
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as s, s.begin():
-            res = await s.execute(
-                update(InboxMessage).where(InboxMessage.received_at < cutoff, InboxMessage.text != "")
-                .values(text="", raw=None))
-            n = int(getattr(res, "rowcount", 0) or 0)
-            s.add(AuditLog(actor="retention", action="inbox.purge_text", detail={"days": days, "rows": n}))
-            return n
+            return await purge_inbox_text(s, before=(now or datetime.now(UTC)) - timedelta(days=days))
     finally:
         await engine.dispose()
 
 
-COMMANDS: list[click.Command] = [backup, restore, audit, purge_inbox_text]
+COMMANDS: list[click.Command] = [backup, restore, audit, purge_inbox_text_cmd]

@@ -131,7 +131,7 @@ async def _prepare_database(settings: Settings) -> None:
         raise SystemExit(f"{path} holds real data; the demo will not touch it. Run it with another database, e.g. "
                          "BANGFU_DATABASE__URL=sqlite:///var/demo.db bangfu demo")
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
+        Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
 
 
 async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026, console: Console | None = None,

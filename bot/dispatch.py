@@ -111,6 +111,7 @@ class Dispatcher:
 
     async def handle(self, inc: Incoming) -> None:
         """Raises only when the database itself fails: the transport must then not confirm the update."""
+        inc = _sanitize(inc)
         now = self.clock.now().astimezone(self.prefs.tz)
         wrote_outbox = False
         async with self.sessionmaker() as session, session.begin():
@@ -218,6 +219,47 @@ async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: date
     row = await session.get(InboxMessage, inbox_id)
     if row is not None:
         row.state, row.processed_at, row.error_ref = state, now.astimezone(UTC), error_ref
+
+
+def _clean_str(s: str) -> str:
+    """NUL and lone surrogates can't be stored (PostgreSQL refuses NUL in text and JSONB; no driver can
+    encode a lone surrogate): an update carrying one would fail forever and, polled, block every update
+    behind it. They become U+FFFD."""
+    if "\x00" in s:
+        s = s.replace("\x00", "\ufffd")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return s
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, str):
+        return _clean_str(v)
+    if isinstance(v, dict):
+        return {_clean(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_clean(x) for x in v)
+    return v
+
+
+def _sanitize(inc: Incoming) -> Incoming:
+    changes: dict[str, Any] = {}
+    for name in ("sender_id", "message_id", "text", "sender_name", "callback_data", "reply_to_message_id",
+                 "event", "dedup_key"):
+        v = getattr(inc, name)
+        if isinstance(v, str) and _clean_str(v) is not v:
+            changes[name] = _clean_str(v)
+    if _clean_str(inc.chat.chat_id) is not inc.chat.chat_id:
+        changes["chat"] = replace(inc.chat, chat_id=_clean_str(inc.chat.chat_id))
+    if inc.raw is not None:
+        changes["raw"] = _clean(inc.raw)
+    if inc.attachments:
+        changes["attachments"] = tuple(
+            replace(a, **{k: _clean_str(getattr(a, k)) for k in ("file_id", "file_name", "mime")
+                          if isinstance(getattr(a, k), str)}) for a in inc.attachments)
+    return replace(inc, **changes) if changes else inc
 
 
 def _json_safe(v: Any) -> Any:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from handlers import accounts, broadcast, households, reminders, trainings, visits
 from handlers.context import Context
-from handlers.format import clip
+from handlers.format import clip, mask_personal
 from handlers.resolver import get_registry
 from handlers.text import parse
 
@@ -194,7 +194,7 @@ async def not_understood(ctx: Context, parsed: dict[str, object]) -> None:
         bits.append(f"村：{parsed['village']}")
     if parsed.get("course"):
         bits.append(f"培训：{parsed['course']}")
-    seen = ("我从这句话里看到了 " + "，".join(bits) + "，但") if bits else "“" + clip(ctx.incoming.text, 20) + "”"
+    seen = ("我从这句话里看到了 " + "，".join(bits) + "，但") if bits else "“" + clip(mask_personal(ctx.incoming.text), 20) + "”"
     kind = "问题" if parsed.get("intent") == "query" else "内容"
     ctx.reply(f"{seen}不确定要记成什么。这条{kind}已保存。\n\n"
               "记走访请这样发：“今天去大坝村王德明家，5口人，缺棉被两床”\n"

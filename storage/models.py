@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -192,6 +193,8 @@ class Visit(Base):
         Index("ix_visit_live", "household_id", "deleted", "visit_date"),
         # Visits in a date range without touching the table (digests' per-day counts).
         Index("ix_visit_date_live", "visit_date", "deleted", "household_id"),
+        # The few undone visits: needs and follow-ups are filtered against this set (storage/reports.py).
+        Index("ix_visit_undone", "id", sqlite_where=text("deleted = 1"), postgresql_where=text("deleted")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 03:28:06.134776
+Create Date: 2026-11-29 03:35:16.934349
 """
 
 from collections.abc import Sequence
@@ -388,6 +388,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_visit_entry_id"), ["entry_id"], unique=False)
         batch_op.create_index("ix_visit_household_date", ["household_id", "visit_date"], unique=False)
         batch_op.create_index("ix_visit_live", ["household_id", "deleted", "visit_date"], unique=False)
+        batch_op.create_index(
+            "ix_visit_undone",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("deleted = 1"),
+            postgresql_where=sa.text("deleted"),
+        )
         batch_op.create_index(batch_op.f("ix_visit_visit_date"), ["visit_date"], unique=False)
 
     op.create_table(
@@ -485,6 +492,9 @@ def downgrade() -> None:
     op.drop_table("follow_up")
     with op.batch_alter_table("visit", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_visit_visit_date"))
+        batch_op.drop_index(
+            "ix_visit_undone", sqlite_where=sa.text("deleted = 1"), postgresql_where=sa.text("deleted")
+        )
         batch_op.drop_index("ix_visit_live")
         batch_op.drop_index("ix_visit_household_date")
         batch_op.drop_index(batch_op.f("ix_visit_entry_id"))
