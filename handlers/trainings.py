@@ -19,7 +19,7 @@ from handlers.spreadsheets import Sheet, sheets_to_xlsx
 from handlers.text import Announcement, match_course, parse, parse_announcement
 from handlers.types import Button, ChatRef, Document
 from storage import trainings as st
-from storage.messages import ledger_claim
+from storage.messages import add_outbox, ledger_claim
 from storage.models import Household, InboxMessage, OrgUnit, SendLedger, Signup, TrainingSession
 
 # ta: confirm/drop a parsed notice · tj: sign up from the list · tp: pick the session for a message
@@ -478,7 +478,7 @@ async def notify_promoted(session: AsyncSession, promoted: Signup, ts: TrainingS
     if ctx is not None:
         ctx.send_to(ChatRef(ident.channel, ident.chat_id), text, private=True)
     else:
-        await st.add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, text=text, now=now)
+        await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text, now=now)
     return True
 
 
@@ -979,7 +979,7 @@ async def _send_once(session: AsyncSession, *, kind: str, period: str, person_id
     claim = await ledger_claim(session, kind=kind, period=period, recipient=str(person_id))
     if claim is None:
         return False
-    row = await st.add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, text=text, now=now,
+    row = await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text, now=now,
                               card_key=card_key)
     ledger = await session.get(SendLedger, claim)
     if ledger is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -503,18 +503,6 @@ async def chat_identity(session: AsyncSession, person_id: int) -> ChatIdentity |
     q = (select(ChatIdentity).where(ChatIdentity.person_id == person_id)
          .order_by(ChatIdentity.bound_at.desc(), ChatIdentity.id.desc()).limit(1))
     return (await session.execute(q)).scalar_one_or_none()
-
-
-async def add_outbox(session: AsyncSession, *, channel: str, chat_id: str, text: str, now: datetime,
-                     buttons: Sequence[Sequence[tuple[str, str]]] = (), card_key: str | None = None) -> OutboxMessage:
-    """An outgoing private message written from a scheduler tick (same payload shape as dispatch's)."""
-    row = OutboxMessage(channel=channel, chat_id=chat_id, is_group=False,
-                        payload={"text": text, "buttons": [[list(b) for b in line] for line in buttons],
-                                 "keyboard": None, "file_mime": None},
-                        card_key=card_key, created_at=now, not_before=now.astimezone(UTC))
-    session.add(row)
-    await session.flush()
-    return row
 
 
 async def last_card_to(session: AsyncSession, *, channel: str, chat_id: str,

@@ -107,25 +107,8 @@ def _reply(reply_to: int | None) -> ReplyParameters | None:
 class AiogramTransport(TelegramTransportBase):
     """The "telegram" channel through aiogram."""
 
-    def __init__(
-        self,
-        token: str,
-        *,
-        api_base: str | None = None,
-        webhook_url: str | None = None,
-        webhook_secret: str | None = None,
-        listen_host: str = "127.0.0.1",
-        listen_port: int = 8081,
-        webhook_path: str = "/telegram/webhook",
-        commands: Sequence[tuple[str, str]] = (),
-        poll_timeout: int = 25,
-        max_file_size: int = 20_000_000,
-    ) -> None:
-        super().__init__(
-            token, api_base=api_base, webhook_url=webhook_url, webhook_secret=webhook_secret,
-            listen_host=listen_host, listen_port=listen_port, webhook_path=webhook_path, commands=commands,
-            poll_timeout=poll_timeout, max_file_size=max_file_size,
-        )
+    def __init__(self, token: str, **kw: Any) -> None:
+        super().__init__(token, **kw)  # the options are TelegramTransportBase's
         self.bot: Bot | None = None
         self.dispatcher = Dispatcher()
         router = Router(name="bangfu-telegram")
