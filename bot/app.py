@@ -70,6 +70,14 @@ def wecom_transport(settings: Settings) -> Transport | None:
     )
 
 
+def warm_up_parser() -> None:
+    from datetime import UTC, datetime
+
+    from handlers.text import parse
+
+    parse("今天去大坝村王德明家，缺棉被两床", datetime.now(UTC))
+
+
 class App:
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
                  transports: list[Transport] | None = None, with_scheduler: bool = True,
@@ -110,6 +118,9 @@ class App:
         if self.dispatcher is None:
             await self.build()
         assert self.outbox is not None and self.dispatcher is not None
+        # Load the segmenter's dictionary before the first update arrives: done lazily, the first
+        # message would block the loop for a second or more (past WeCom's 5 s callback limit under load).
+        await asyncio.to_thread(warm_up_parser)
         self.outbox.start()
         self._started.append(self.outbox)
         for t in self.transports:

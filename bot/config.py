@@ -5,6 +5,8 @@ Secrets are SecretStr so that neither repr() nor logging can print them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import tomllib
@@ -69,7 +71,6 @@ class TelegramCfg(_Table):
     listen: str = "127.0.0.1:8081"
     webhook_path: str = "/telegram/webhook"
     poll_timeout: int = Field(25, ge=0, le=60)
-    polling: bool = True
 
     @field_validator("listen")
     @classmethod
@@ -102,6 +103,14 @@ class WeComCfg(_Table):
             key = self.aes_key.get_secret_value() if self.aes_key else ""
             if len(key) != 43:
                 raise ValueError("aes_key (EncodingAESKey) must be 43 characters")
+            try:
+                raw = base64.b64decode(key + "=", validate=True)
+            except binascii.Error:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("aes_key (EncodingAESKey) is not valid: copy it again from the WeCom console")
+            if not self.agent_id.strip().isdigit():
+                raise ValueError("agent_id (AgentId) must be a number")
         return self
 
 
