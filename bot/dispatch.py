@@ -6,6 +6,7 @@ so the raw message and an apology (with a reference code) are still stored; only
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -105,13 +106,32 @@ class Dispatcher:
         self.on_outbox = on_outbox
         self.services: dict[str, Any] = {}
         self.redis_clock = redis_url is not None
+        self._senders: dict[tuple[str, str], list[Any]] = {}
 
     async def __call__(self, inc: Incoming) -> None:
         await self.handle(inc)
 
     async def handle(self, inc: Incoming) -> None:
-        """Raises only when the database itself fails: the transport must then not confirm the update."""
+        """Raises only when the database itself fails: the transport must then not confirm the update.
+
+        One sender's updates are handled one at a time, in arrival order: a flood from one user (a webhook
+        delivers concurrently) then occupies one slot of this worker instead of all its connections,
+        and everyone else's messages interleave with it."""
         inc = _sanitize(inc)
+        key = (inc.channel, inc.sender_id)
+        slot = self._senders.get(key)
+        if slot is None:
+            slot = self._senders[key] = [asyncio.Lock(), 0]
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                await self._handle(inc)
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                self._senders.pop(key, None)
+
+    async def _handle(self, inc: Incoming) -> None:
         now = self.clock.now().astimezone(self.prefs.tz)
         wrote_outbox = False
         async with self.sessionmaker() as session, session.begin():
@@ -124,8 +144,10 @@ class Dispatcher:
             if inbox_id is None:
                 log.info("duplicate delivery %s/%s/%s ignored", inc.channel, inc.chat.chat_id, inc.inbox_key)
                 return
-            if inc.chat.is_group and inc.kind != "callback":
+            if inc.chat.is_group:
                 # Groups get bulletins; the bot does not read group chatter (privacy, and no busywork).
+                # Button presses too: buttons are only ever sent privately, and clients can forge their
+                # data, so a press "in a group" could make the bot post someone's records there.
                 await _set_state(session, inbox_id, "ignored", now)
                 return
             verdict = await self.limiter.check((inc.channel, inc.sender_id),
@@ -234,6 +256,10 @@ def _clean_str(s: str) -> str:
     return s
 
 
+def _clean_opt(s: str | None) -> str | None:
+    return None if s is None else _clean_str(s)
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, str):
         return _clean_str(v)
@@ -257,8 +283,8 @@ def _sanitize(inc: Incoming) -> Incoming:
         changes["raw"] = _clean(inc.raw)
     if inc.attachments:
         changes["attachments"] = tuple(
-            replace(a, **{k: _clean_str(getattr(a, k)) for k in ("file_id", "file_name", "mime")
-                          if isinstance(getattr(a, k), str)}) for a in inc.attachments)
+            replace(a, file_id=_clean_opt(a.file_id), file_name=_clean_opt(a.file_name), mime=_clean_opt(a.mime))
+            for a in inc.attachments)
     return replace(inc, **changes) if changes else inc
 
 

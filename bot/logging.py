@@ -6,15 +6,16 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from storage.registry import mask_personal_text
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
-# Telegram bot tokens, WeCom access tokens in URLs, 18-digit ID numbers, 11-digit mobile numbers.
+# Telegram bot tokens and secrets in URLs; ID and mobile numbers go through the same masking as chat
+# output (storage.registry), so the two can never disagree about what a phone number looks like.
 _PATTERNS = [
     (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"), "<token>"),
     (re.compile(r"(access_token|corpsecret|key|secret)=([^&\s'\"]+)", re.I), r"\1=<redacted>"),
-    (re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)"), "<id-number>"),
-    (re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)"), "<phone>"),
 ]
 
 
@@ -28,7 +29,7 @@ class RedactFilter(logging.Filter):
             text = text.replace(s, "<secret>")
         for pat, rep in _PATTERNS:
             text = pat.sub(rep, text)
-        return text
+        return mask_personal_text(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:

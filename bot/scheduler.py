@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -294,11 +295,15 @@ async def run_scheduler(settings: Settings) -> None:
     """`bangfu scheduler`: the scheduler alone (its rows are delivered by the outbox of `bangfu run`)."""
     from bot.app import App
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # as `bangfu run`: docker stop / systemd send SIGTERM
+        loop.add_signal_handler(sig, stop.set)
     app = App(settings, transports=[], with_scheduler=False)
     await app.build()
     sched = await start_scheduler(app)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await sched.stop()
         await app.stop()

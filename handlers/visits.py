@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypeGuard
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from handlers.context import Context
 from handlers.format import clip, fmt_date, fmt_qty, mask_personal
@@ -15,7 +15,7 @@ from handlers.resolver import get_registry
 from handlers.text import Correction, parse, parse_correction
 from handlers.types import Button, Reply
 from storage.accounts import in_scope, paired_household_ids
-from storage.models import Entry, Household, Need, OrgUnit, Visit, VisitAttachment
+from storage.models import Entry, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
 from storage.visits import (
     FollowUpIn,
     NeedIn,
@@ -208,24 +208,40 @@ async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
     if item is None:
         return
     village_name = item.get("village") or await _home_village(ctx)
-    village = (await ctx.session.execute(
-        select(OrgUnit).where(OrgUnit.name == village_name, OrgUnit.level == "village").limit(1)
-    )).scalar_one_or_none()
-    if village is None:
-        ctx.reply(f"找不到村“{village_name}”，无法添加。请联系管理员导入花名册。")
+    villages = await _villages_allowed(ctx, village_name)
+    if len(villages) != 1:
+        why = "有重名的村" if villages else "不在您负责的范围内，或花名册里没有这个村"
+        ctx.reply(f"不能在“{village_name}”添加农户：{why}。请联系管理员导入花名册。")
         return
+    village = villages[0]
     h = Household(natural_key=f"{village.id}||{item['name']}", village_id=village.id, unit_id=village.id,
                   head_name=item["name"], htype="一般户", created_at=ctx.now, updated_at=ctx.now)
     ctx.session.add(h)
     await ctx.session.flush()
-    from storage.models import Pairing
-
     assert ctx.person is not None
     ctx.session.add(Pairing(person_id=ctx.person.id, household_id=h.id, since=ctx.now))
     item["hid"], item["how"] = h.id, "added"
     pend["heads"] = items
     entry.pending = pend
     await _continue(ctx, entry)
+
+
+async def _villages_allowed(ctx: Context, name: str | None) -> list[OrgUnit]:
+    """Villages of that name where this person may add a household: anywhere for an admin; otherwise
+    inside their own unit's subtree or where they already have paired households."""
+    assert ctx.person is not None and ctx.scope is not None
+    if not name:
+        return []
+    q = select(OrgUnit).where(OrgUnit.name == name, OrgUnit.level == "village")
+    if not ctx.scope.everything:
+        paired_villages = (select(Household.village_id).join(Pairing, Pairing.household_id == Household.id)
+                           .where(Pairing.person_id == ctx.person.id))
+        own = await ctx.session.get(OrgUnit, ctx.person.unit_id) if ctx.person.unit_id else None
+        conds: list[ColumnElement[bool]] = [OrgUnit.id.in_(paired_villages)]
+        if own is not None:
+            conds.append(OrgUnit.path.startswith(own.path))
+        q = q.where(or_(*conds))
+    return list((await ctx.session.execute(q)).scalars())
 
 
 async def on_pick_date(ctx: Context, entry_id: int, iso: str) -> None:

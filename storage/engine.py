@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,15 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
+def _json_dumps(obj: Any) -> str:
+    # Chinese stays readable in the database and in logged parameters (and \uXXXX escapes would glue
+    # hex digits onto ID numbers, defeating the log redaction).
+    return json.dumps(obj, ensure_ascii=False)
+
+
 def make_engine(url: str, **kw: Any) -> AsyncEngine:
     url = normalise_url(url)
+    kw.setdefault("json_serializer", _json_dumps)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -147,8 +147,9 @@ async def last_choices(session: AsyncSession, *, channel: str, chat_id: str) -> 
 async def purge_inbox_text(session: AsyncSession, *, before: datetime) -> int:
     """Blank the raw text of inbox rows received before `before` (retention); the records derived stay."""
     res = await session.execute(
-        update(InboxMessage).where(InboxMessage.received_at < before, InboxMessage.text != "")
-        .values(text="", raw=None))
+        update(InboxMessage).where(InboxMessage.received_at < before,
+                                   or_(InboxMessage.text != "", InboxMessage.raw.is_not(None)))
+        .values(text="", raw=null()))  # SQL NULL, not JSON null: the filter above must skip it next time
     n = int(getattr(res, "rowcount", 0) or 0)
     if n:
         session.add(AuditLog(actor="retention", action="inbox.purge_text",

@@ -32,7 +32,8 @@ PERSON_FIELDS = ("role", "unit_id", "org_name", "title", "level")
 
 # --- masking -------------------------------------------------------------------------------------------------
 
-_MOBILE_IN_TEXT = re.compile(r"(?<!\d)(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+# An optional +86 / 86 prefix and spaces or dashes between the groups, as people type them.
+_MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"

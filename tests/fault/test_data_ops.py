@@ -88,3 +88,24 @@ def test_retention_blanks_old_text_only(sqlite_url):
 
     n, texts = asyncio.run(go())
     assert n == 1 and texts == ["", "msg1"]
+
+
+def test_retention_also_blanks_raw_of_messages_without_text(sqlite_url):
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    raw = {"message": {"from": {"first_name": "张三"}, "location": {"latitude": 26.25, "longitude": 105.93}}}
+
+    async def go() -> object:
+        eng = make_engine(sqlite_url)
+        sm = make_sessionmaker(eng)
+        async with sm() as s, s.begin():
+            s.add(InboxMessage(channel="t", chat_id="c", message_key="loc", sender_id="u", kind="message",
+                               text="", raw=raw, received_at=now - timedelta(days=400)))
+        await purge_old_inbox_text(sqlite_url, 365, now=now)
+        async with sm() as s:
+            from sqlalchemy import select
+
+            got = (await s.execute(select(InboxMessage.raw))).scalar_one()
+        await eng.dispose()
+        return got
+
+    assert not asyncio.run(go())
