@@ -147,13 +147,19 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
 
 
 # ------------------------------------------------------------------------------------------------------- names
-_DELIMS = frozenset(" ,，、:：;；。.!！?？()（）【】[]|｜\"'“”‘’《》<>-~—\n\t/")
+_DELIMS = frozenset(" ,，、:：;；。.!！?？()（）【】[]|｜\"'“”‘’《》<>-~—\n\t/→=")
 _CUE_BEFORE = (
     "户主", "看了", "看望", "探望", "走访", "回访", "入户", "慰问", "去", "到", "给", "帮", "替", "和", "跟", "与", "及", "把", "是",
     "叫", "找", "问", "报", "访", "了", "过", "户", "家的", "老人", "村民", "脱贫户", "监测户", "低保户", "农户", "群众",
     "为", "让", "由", "向", "对", "请", "通知", "联系", "名字", "姓名", "还有", "改成", "换成", "换", "替换", "顶替",
     "加上", "加", "添上", "算上", "包括", "有", "见了", "遇到", "碰到", "打给", "电话给", "就是", "的",
+    "代替", "接替", "让给", "转给", "取消", "那期", "这期", "上期", "下期", "本期", "培训", "班",
 )
+# What right after a name marks it as a trainee being withdrawn or swapped: enough to trust a name that is also a
+# dictionary word (李四换王五, 李四的名额给王五).
+_SWAP_AFTER = ("换成", "换为", "改成", "改为", "顶替", "代替", "接替", "替", "换", "的名额", "的报名", "名额", "不去了", "不来了",
+               "不参加", "退出", "去不了", "来不了")
+_SWAP_BEFORE = frozenset({"换成", "换为", "改成", "改为", "顶替", "代替", "接替", "替", "换", "名额给", "让给", "转给"})
 _VISITOR_CUES = ("走访人", "帮扶人", "记录人", "填表人", "责任人", "帮扶干部", "驻村干部", "网格员", "书记", "主任", "队长",
                  "第一书记", "工作队", "填报人", "走访干部")
 _KIN_SORTED = tuple(sorted(KIN_WORDS, key=len, reverse=True))
@@ -268,6 +274,8 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         ok, strong, kin, visitor = _left_context(text, i, village_ends)
         if not ok:
             continue
+        if i >= 1 and text[i - 1:i + 1] in _CUE_SET:
+            continue  # the surname char closes a cue word (换成覃小东: 成 is not a surname here)
         g1 = text[i + slen: i + slen + 1]
         if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or g1 in NOT_GIVEN2 or (g1 == ch and slen == 1):
             continue
@@ -284,7 +292,8 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         bigram = text[i:i + slen + 1]
         if _is_lexical(name) or _is_lexical(bigram):
             continue
-        if not strong and (word_freq(tok, bigram) >= 100 or word_freq(tok, name) >= 100):
+        if not strong and (word_freq(tok, bigram) >= 100 or word_freq(tok, name) >= 100) and not (
+                text.startswith(_SWAP_AFTER, end) or _suffix_in(text[max(0, i - 3):i], _SWAP_BEFORE)):
             # an isolated three-char name (周正华 5口) survives a common first bigram (周正)
             after = text[end: end + 1]
             isolated = len(name) == slen + 2 and (not after or after in _DELIMS or after.isdigit() or after == "家")

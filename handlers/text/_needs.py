@@ -25,7 +25,8 @@ from ._numbers import NUM, parse_number
 _KW_RE = re.compile(trie_regex(NEED_KEYWORDS))
 _OPEN_RE = re.compile(trie_regex(OPEN_TRIGGERS))
 _MET_RE = re.compile(trie_regex(MET_TRIGGERS))
-_TRAINING_RE = re.compile(r"培训|报名|想报|要报|学技术|学手艺")
+_TRAINING_RE = re.compile(r"培训|报名|想报|要报|学技术|学手艺|想学|要学|学门|学个")
+_TRADE_RE = re.compile(trie_regex(TRADES))
 _TRADE_SET = frozenset(TRADES)
 _AGRI_TRADES = ("养", "种", "蜜蜂", "茶", "刺梨", "中药材", "食用菌", "果树", "修剪", "农机")
 _JOINERS = re.compile(r"和|及|以及|还有|跟|、|也")
@@ -124,6 +125,8 @@ def _item(kw: str, trig: str, clause_text: str) -> str:
         if any(k in trig or (k in clause_text and len(k) > 1) for k in keys):
             if suffix == "不足" and trig.startswith("缺"):
                 return "缺" + kw
+            if suffix[0] in keys and kw.endswith(suffix[0]):
+                kw = kw[:-1]  # 水管冻 + 冻坏 → 水管冻坏, not 水管冻冻坏
             return kw + suffix
     return kw
 
@@ -138,6 +141,10 @@ def _category(kws: list[re.Match[str]], clause_text: str) -> tuple[Any, str, int
             if w in _TRADE_SET or w in ("种植", "养殖"):
                 cat = "产业" if any(a in w for a in _AGRI_TRADES) else "就业"
                 return cat, w, m.start()
+        tm = _TRADE_RE.search(clause_text)
+        if tm:  # 养鸡培训: the trade (养鸡) is not itself a need keyword, only its 鸡 is
+            w = tm.group(0)
+            return ("产业" if any(a in w for a in _AGRI_TRADES) else "就业"), w, tm.start()
         return "就业", "技能培训", kws[0].start()
     strong = [m for m in kws if m.group(0) not in WEAK_KEYWORDS] or kws
     m = strong[0]
@@ -235,8 +242,12 @@ FU_RE = re.compile(
 _FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我|回头|准备|打算|下步|下一步|再|就|要|先|说)+")
 
 
+# Reported speech ("他说下周的电焊培训去不了了") is the household's plan, not an action the sender takes.
+_REPORTED = re.compile(r"^(?:他|她|他们|她们|老人|户主|他家|她家)(?:也|还|就)?(?:说|讲|讲的)")
+
+
 def is_followup(clause_text: str) -> bool:
-    return FU_RE.search(clause_text) is not None
+    return FU_RE.search(clause_text) is not None and _REPORTED.match(clause_text) is None
 
 
 def action_text(clause_text: str, date_raws: list[str]) -> str:

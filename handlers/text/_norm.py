@@ -13,8 +13,13 @@ from typing import Any
 MAX_CHARS = 20_000
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]")
-# WeChat-style emoji codes ("[抱拳]", "[微笑]") carry no content but contain Han chars that confuse name rules.
-_EMOJI_CODE = re.compile(r"\[[\u4e00-\u9fff]{1,4}\]")
+# WeChat-style emoji codes ("[抱拳]", "[微笑]", "[OK]") carry no content but contain Han chars that confuse name rules;
+# pictographic emoji (👍😭✅❤️, flags, skin tones, joiners) would otherwise stick to follow-up and need text.
+_EMOJI_CODE = re.compile(r"\[[\u4e00-\u9fffA-Za-z]{1,6}\]")
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U0001fc00-\U0001ffff\u2600-\u27bf\u2b00-\u2bff\u2194-\u2199\u21a9\u21aa\u2300-\u23ff"
+    "\u25aa\u25ab\u25b6\u25c0\u25fb-\u25fe\u3030\u303d\u3297\u3299\ufe0e\ufe0f\u20e3\U000e0020-\U000e007f]+"
+)
 _SPACES = re.compile(r"[ \t\u3000\xa0]+")
 
 _to_simplified: Any = None
@@ -56,6 +61,7 @@ def normalize(raw: Any) -> str:
         # NFKC folds full-width digits/letters/punctuation; it leaves 、。【】 alone, which the rules rely on.
         text = unicodedata.normalize("NFKC", text)
         text = _EMOJI_CODE.sub(" ", text)
+        text = _EMOJI.sub(" ", text)  # before _simplify: an emoji alone would fail its GB2312 test and load zhconv
         text = _simplify(text)
     else:
         text = _CONTROL.sub(" ", text)

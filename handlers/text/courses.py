@@ -6,7 +6,7 @@ Matching blends character similarity (rapidfuzz) with pinyin similarity so that 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from rapidfuzz import fuzz
@@ -80,7 +80,8 @@ def match_course(name: str, catalogue: Iterable[str]) -> list[tuple[str, float]]
 _COURSE_END = re.compile(r"培训班|培训|技术班|班(?![子长级车主])|课程")
 _COURSE_STOP = ("参加", "报名", "一下", "下", "把", "报", "想", "要", "去", "了", "的", "帮", "在", "和", "是", "有", "搞", "开展", "举办", "组织",
                 "本次", "开", "办", "上", "县", "镇", "乡", "村", "局", "中心", "免费", "期", "次", "个", "名", "今天", "明天",
-                "昨天", "今年", "一", "场", "们", "对", "给", "将", "于", "启动", "进行", "关于", "个人", "学", "习")
+                "昨天", "今年", "一", "场", "们", "对", "给", "将", "于", "启动", "进行", "关于", "个人", "学", "习",
+                "退出", "退掉", "取消", "不去", "名额", "换成", "顶替", "代替", "说", "户")
 _KEEP_LEAD = ("那个", "这个")
 
 
@@ -102,20 +103,32 @@ def _course_before(text: str, end: int, start_limit: int) -> int:
     return i
 
 
-def find_course(text: str) -> tuple[str, int] | None:
-    """(course as written, start offset) or None."""
+def _floor(avoid: Sequence[tuple[int, int]], pos: int, limit: int) -> int:
+    """`limit` raised past any avoided span (a person's name, a village) that ends at or before `pos`."""
+    for s, e in avoid:
+        if s < pos and limit < e:
+            limit = min(e, pos)
+    return limit
+
+
+def find_course(text: str, avoid: Sequence[tuple[int, int]] = ()) -> tuple[str, int] | None:
+    """(course as written, start offset) or None. `avoid` spans (names, villages) are never part of a course:
+    "苏文斌蜜蜂养殖不去了" gives 蜜蜂养殖, not 苏文斌蜜蜂养殖."""
     for m in _COURSE_END.finditer(text):
-        st = _course_before(text, m.start(), max(0, m.start() - 10))
+        if any(s < m.end() and m.start() < e for s, e in avoid):
+            continue
+        st = _course_before(text, m.start(), _floor(avoid, m.start(), max(0, m.start() - 10)))
         if st >= m.start():
             continue
         # 值班/上班/加班 are not classes: a bare 班 only counts after a trade word
         if m.group(0) == "班" and not _TRADE_RE.search(text, st, m.start()):
             continue
         return text[st:m.end()], st
-    t = _TRADE_RE.search(text)
-    if t:
+    for t in _TRADE_RE.finditer(text):
         st, en = t.start(), t.end()
-        st = _course_before(text, st, max(0, st - 4))  # a typo'd head word glued to the trade: 刺黎种植
+        if any(s < en and st < e for s, e in avoid):
+            continue
+        st = _course_before(text, st, _floor(avoid, st, max(0, st - 4)))  # a typo'd head glued to it: 刺黎种植
         # extend over a following trade-word or 培训/班 glued to it (蜜蜂养殖, 刺梨修剪)
         while True:
             n2 = _TRADE_RE.match(text, en)

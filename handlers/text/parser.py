@@ -28,6 +28,7 @@ from ._entities import (
     tokenize,
     window_bounds,
 )
+from ._lexicon import KIN_WORDS
 from ._needs import action_text, extract_needs, is_followup
 from ._norm import normalize
 from ._numbers import NUM, parse_number
@@ -63,11 +64,34 @@ _PLAN_START = re.compile(r"^\s*(?:明天|后天|下周|下礼拜|下星期|下�
 _PAST = re.compile(r"了|过|已经|已")
 _ATTEND = re.compile(r"开班|开课|开学|结业|来了\s*\d+\s*(?:个|人|多人|多个)|到了\s*\d+\s*人|签到|出勤|参训|到课")
 _QUERY = re.compile(r"[?？]|吗\s*$|吗[,，。]|呢\s*$|什么时候|啥时候|哪里|哪儿|在哪|哪个|哪些|谁|几点|几号|多少|怎么|咋|如何|是否"
-                    r"|能不能|可不可以|有没有|是不是|要不要|还是.{0,8}$")
+                    r"|能不能|可不可以|有没有|是不是|要不要|还是.{0,8}$|哪天|哪一天|几时|何时|多久|多长时间|收不收|要钱不")
 _SIGNUP = re.compile(r"报名|报个名|报了名|报上|想报|要报|帮.{0,12}?报|给.{0,8}?报|报\s*(?:" + NUM + r")\s*个|参加.{0,8}(?:培训|班)"
                      r"|(?:^|[\s,，:：])报(?=[\s\u4e00-\u9fff]{0,3}(?:培训|班)|\s)")
-_CANCEL = re.compile(r"不去了|不参加了?|取消|退出|去不了|来不了|参加不了|退掉|撤掉|划掉|不报了|退报|去不成|不学了")
+# Seats held ("先占4个位置", "给我们留两个名额"); literal-first so the scan stays cheap, the numeral is checked after.
+_SEATS = re.compile(rf"个(?:名额|位置|位子|指标)|[占留]\s*(?:{NUM})\s*个")
+_NUM_CHARS = frozenset("0123456789零〇一二两俩三四五六七八九十百几")
+# A seat count with no course or name yet ("我们组报5个 名字晚点发"): a sign-up all the same.
+_SIGNUP_COUNT = re.compile(rf"报\s*(?:{NUM})\s*(?:个人|个|人|名|位)(?![户月岁])")
+# An explicit request to sign someone up (a question mark does not make it a query: "帮我报个名行吗").
+_SIGNUP_ASK = re.compile(r"帮.{0,12}?报|给.{0,8}?报|报个名|报上|报一下")
+_CANCEL = re.compile(r"不去了|不参加了?|取消|退出|去不了|来不了|参加不了|退掉|撤掉|划掉|不报了|退报|去不成|不学了|不来了"
+                     r"|名额不要了?|不要(?:这个|那个)?名额|名额退了?|(?<![烧水肿热])退了(?![休钱款货])"
+                     r"|不(?:去|参加|报|学)(?=[^,，。\s]{1,8}了)")
+# A person withdrawing (only these forms count without a course: a bare 取消 may be about 低保 or a meeting).
+_WITHDRAW = re.compile(r"不去了|不来了|不参加了?|参加不了了?|去不了了?|来不了了?|去不成了?|不报了|不学了|退出|退掉|退报|划掉|撤掉"
+                       r"|名额退了?|退了吧|不(?:去|参加|报|学)(?=[^,，。\s]{1,8}了)"
+                       r"|名额不要了?|不要(?:这个|那个)?名额|(?:报名|名额)(?:也)?取消|取消(?:了)?(?:他|她)?(?:的)?(?:报名|名额)")
+# What sits between a name and its withdrawal must not be an errand of its own ("马德忠说医院不去了", "开会不来了").
+_NOT_TRAINING = re.compile(r"医院|卫生院|诊所|看病|住院|学校|上学|上班|开会|会议|院坝会|体检|检查|赶集|赶场|吃酒|低保|补贴|救助|工地|厂里"
+                           r"|镇上|县里|乡里|城里|街上")
+_CLAUSE_BREAK = re.compile(r"[,，。;；!！?？\s]")
+# Substitutions. old→new: 把X换成Y, X换Y, X改成Y, X的名额给Y, X不去了 换他表哥Y; new→old: Y顶替X, Y替X去, Y代替X.
 _SUBST = re.compile(r"换成|换人|顶替|替换|改成|替他|替她|换为")
+_SWAP = re.compile(
+    r"(?P<old_first>->|=>|→|替换成|替换为|换成|换为|改成|改为|名额(?:让|转|留|交)?给|(?<![交转调更互切])换(?=他|她|[\u4e00-\u9fff]{2,4}))"
+    r"|(?P<new_first>顶替|代替|接替|替换|替(?=他|她|[\u4e00-\u9fff]{2,4}))"
+    r"|(?P<fill>顶上|补上|替上|顶进来|补进来)"  # 郑玉兰退出 龚小红顶上: the newcomer stands before the cue
+)
 _PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了个?电话|给.{1,8}?打了?个?电话|打电话给|电话里|电话中|电话问|电话说"
                           r"|通了电话|电话沟通|电话核实|微信视频|视频通话|视频回访|视频连线|语音通话|微信语音|微信回访|微信联系"
                           r"|电话访问|电话走访|电话了解|打了一?通电话|电话打不通|电话没人接|电话没接|电话关机|打不通")
@@ -82,8 +106,15 @@ _FAMILY_ALL = re.compile(r"两家|几家|每家|各家|每户|都说|都要|都�
 _COUNT_TOTAL = re.compile(rf"(?:一共|总共|共|合计|总计)\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
 _COUNT_MORE = re.compile(rf"还有\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
 _COUNT_PLAIN = re.compile(rf"(?:报\s*)?(?<![\d.])(?P<n>{NUM})\s*(?:个人|人|个|位|名)(?![月岁小])")
-_PENDING = re.compile(r"还有\s*(?:他|她)?(?:的)?(?P<kin>妯娌|老婆|老公|媳妇|儿子|女儿|儿媳|女婿|丈夫|妻子|爱人|哥哥|弟弟|姐姐|妹妹|"
-                      r"表哥|表弟|表姐|表妹|堂哥|堂弟|堂姐|堂妹|侄子|侄女|嫂子|弟媳|邻居|亲戚|老伴|一个|一位|一人)")
+_PENDING_KIN = (r"妯娌|老婆|老公|媳妇|儿子|女儿|儿媳|女婿|丈夫|妻子|爱人|哥哥|弟弟|姐姐|妹妹|表哥|表弟|表姐|表妹|堂哥|堂弟|堂姐|堂妹|"
+                r"侄子|侄女|嫂子|弟媳|邻居|亲戚|老伴")
+# A relative signed up before their name is known: "还有她妯娌 名字我问下", "他老婆也想报，名字还没问".
+_PENDING = re.compile(rf"还有\s*(?:他|她)?(?:的)?(?P<kin>{_PENDING_KIN}|一个|一位|一人)"
+                      rf"|(?:他|她)(?:的)?(?P<kin2>{_PENDING_KIN})也(?:想|要)?(?:报|参加|去)")
+_KIN_WORDS_RE = "|".join(sorted((k for k in KIN_WORDS if len(k) >= 2), key=len, reverse=True))
+_KIN_AFTER = re.compile(rf"\s*(?:他|她)?(?:的)?(?P<kin>{_KIN_WORDS_RE})")
+# An unnamed relative in a visit ("他儿子想学电工，帮他报个名"): the participant is pending.
+_KIN_REF = re.compile(rf"(?:他|她)(?:家)?(?:的)?(?P<kin>{_KIN_WORDS_RE})")
 _ASKS_STATUS = re.compile(r"报(?:名|上)?了(?:没|吗)|有没有报|报没报|是否报|报上没")
 _DEADLINE_WORD = re.compile(r"截止|截至|之前|以前|前")
 _NEED_HINT = re.compile(r"缺|坏|漏|塌|裂|没有|不够|想要|需要|申请|要办|还没|没钱|困难|冻")
@@ -104,6 +135,7 @@ class _Ctx:
     sizes: list[SizeHit]
     course: tuple[str, int] | None
     starts: list[int]
+    swap: tuple[list[str], list[str]] | None  # (withdrawn, joining) names of a substitution
 
 
 def _today(now: Any) -> date:
@@ -174,8 +206,9 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     names = find_names(t, tok, villages, known_names, blocked)
     cls = clauses(t)
     fu = [is_followup(c.text) for c in cls]
+    avoid = [(n.start, n.end) for n in names] + [(v.start, v.end) for v in villages]
     ctx = _Ctx(t, today, ref, hd[1] if hd else 0, villages, names, cls, fu, dates, phones, find_sizes(t),
-               find_course(t), [c.start for c in cls])
+               find_course(t, avoid), [c.start for c in cls], _swap(t, names))
 
     intent, secondary = _intent(ctx)
     res["intent"] = intent
@@ -186,11 +219,11 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     else:
         vs = _uniq([v.text for v in villages])
         res["village"] = vs[0] if len(vs) == 1 else (vs or None)
-    if course and (intent != "visit_log" or "training_signup" in secondary or intent == "other"):
+    if course and (intent != "visit_log" or secondary):
         res["course"] = course[0]
         res["course_norm"] = course[0] if intent == "other" and not _NOTICE.search(t) and _ATTEND.search(t) \
             else normalise_course(course[0])
-    if intent in ("training_signup", "training_cancel") or "training_signup" in secondary:
+    if intent in ("training_signup", "training_cancel") or secondary:
         _fill_training(ctx, res, intent, secondary, course)
     if intent == "other" and course and (_NOTICE.search(t) or re.search(r"报名|截止|名额", t)):
         _fill_announcement_dates(ctx, res)
@@ -205,15 +238,96 @@ def visit_verbs_early(t: str) -> bool:
     return re.search(r"走访|回访|入户|上门(?!女婿)|看望|去过|看了", t) is not None
 
 
+_ANCHOR_VERB = re.compile(r"入户|上门|家访|走访")
+_QUERY_MORE = re.compile(r"什么|啥|哪些|需不需要|用不用|收费|免费吗|要钱")
+_COLLECT = re.compile(r"名单(?:发|报|交|给)(?:我|上来|过来)|把名单|报上来|统一报|汇总|各村|大家|各位|截止|截至")
+_TRAINING_WORD = re.compile(r"培训|报名|名额|开班|开课|上课|结业|截止|学费|补贴标准")
+
+
+def _seats(t: str) -> bool:
+    for m in _SEATS.finditer(t):
+        if m.group(0)[0] != "个" or t[:m.start()].rstrip()[-1:] in _NUM_CHARS:
+            return True
+    return False
+
+
+def _visit_anchor(t: str, heads: list[NameHit], home: bool) -> bool:
+    """An explicit visit: phoned / met at a 院坝会 / went to the home of a household named in the match.
+    `home` says whether _HOME_VISIT or _PHONE_VISIT matched at all (already known to the caller)."""
+    if home:
+        if _PHONE_VISIT.search(t):
+            return True
+        for m in _HOME_VISIT.finditer(t):
+            if _ANCHOR_VERB.match(m.group(0)) or any(m.start() <= h.start and h.end <= m.end() for h in heads):
+                return True
+    return _GROUP_VISIT.search(t) is not None
+
+
+def _swap(t: str, names: list[NameHit]) -> tuple[list[str], list[str]] | None:
+    """(withdrawn, joining) names when one person replaces another; each side must sit right next to its cue."""
+    people = [n for n in names if n.role != "visitor"]
+    if len(people) < 2:
+        return None
+    for m in _SWAP.finditer(t):
+        before = [n for n in people if n.end <= m.start()]
+        after = [n for n in people if n.start >= m.end()]
+        old: list[NameHit]
+        new: list[NameHit]
+        if m.lastgroup == "fill":
+            if len(before) < 2 or m.start() - before[-1].end > 2 or not _WITHDRAW.search(t, before[-2].end,
+                                                                                          before[-1].start):
+                continue
+            old, new = before[:-1], before[-1:]
+        elif m.lastgroup == "new_first":  # 覃小东顶替韦小兵 / 让覃小东替他去
+            if not before or m.start() - before[-1].end > 3:
+                continue
+            new = [before[-1]]
+            if after and after[0].start - m.end() <= 3:
+                old = [after[0]]
+            elif t[m.end(): m.end() + 1] in ("他", "她"):
+                old = before[:-1]
+            else:
+                continue
+        else:  # 把韦小兵换成覃小东 / 韦小兵不去了 换他表哥覃小东 / 李四的名额给王五
+            if not before or not after or after[0].start - m.end() > 5 or m.start() - before[-1].end > 12:
+                continue
+            old, new = before, after[:1] + [n for n in after[1:] if n.role == "member" or n.start - m.end() <= 8]
+        out_old = _uniq([n.name for n in old])
+        out_new = [x for x in _uniq([n.name for n in new]) if x not in out_old]
+        if out_old and out_new:
+            return out_old, out_new
+    return None
+
+
+def _withdrawal(t: str, names: list[NameHit], course: tuple[str, int] | None) -> bool:
+    """A named person pulls out ("苏文斌不去了", "韦小兵家里有事不来了", "把郑玉兰的报名取消了") with no errand in between."""
+    people = [n for n in names if n.role != "visitor"]
+    for m in _WITHDRAW.finditer(t):
+        before = [n for n in people if n.end <= m.start()]
+        if not before:
+            if any(0 <= n.start - m.end() <= 2 for n in people):  # 取消苏文斌的报名
+                return True
+            continue
+        gap = t[before[-1].end:m.start()]
+        if course is not None:
+            gap = gap.replace(course[0], "")
+        if len(gap) <= 8 and not _CLAUSE_BREAK.search(gap) and not _NOT_TRAINING.search(gap) and not \
+                _NOT_TRAINING.search(t[m.end():m.end() + 4]):
+            return True
+    return False
+
+
 def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     t = ctx.text
     heads = [n for n in ctx.names if n.role == "head"]
+    people = [n for n in ctx.names if n.role != "visitor"]
     form = _FORM.search(t) is not None
     if _NOTICE.search(t) and not form:
         return "other", []
     course = ctx.course
     cancel = _CANCEL.search(t)
-    signup = bool(_SIGNUP.search(t)) or (course is not None and "报" in t[max(0, course[1] - 2): course[1]])
+    signup_cue = _SIGNUP.search(t) is not None or _seats(t)
+    signup = signup_cue or (course is not None and "报" in t[max(0, course[1] - 2): course[1]])
     if signup and course is None and (visit_verbs_early(t) or re.search(r"报名(?:单|册|表)", t)):
         signup = False  # 报名单 / a visit that mentions lists: not a training sign-up without a course
     visit_verbs = _VISIT_EVIDENCE.search(t) is not None
@@ -221,21 +335,39 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     sizes = ctx.sizes
     score = (2 if heads else 0) + (2 if visit_verbs else 0) + (1 if ctx.villages else 0) + (1 if sizes else 0) + (
         3 if form else 0) + (1 if home else 0) + (1 if heads and _NEED_HINT.search(t) else 0)
-    training_ctx = course is not None or bool(_SIGNUP.search(t))
-    subst = _SUBST.search(t)
+    training_ctx = course is not None or signup_cue
+    anchor = _visit_anchor(t, heads, home)
+    household_cue = form or bool(sizes) or "户主" in t
     q = _QUERY.search(t)
     if q and _ASKS_STATUS.search(t):
         return "query", []
-    if (cancel or (subst and len(ctx.names) >= 2)) and training_ctx and not (home and heads and not signup):
-        if (cancel and _SUBST.search(t[cancel.start():])) or (subst and len(ctx.names) >= 2):
-            return "training_signup", ["training_cancel"]
+    if ctx.swap and (training_ctx or not (anchor or household_cue)) and not (anchor and heads and not signup):
+        return "training_signup", ["training_cancel"]
+    withdrawn = cancel is not None and (training_ctx or (
+        not (anchor or household_cue or visit_verbs_early(t)) and _withdrawal(t, ctx.names, course)))
+    if withdrawn and cancel is not None and not (home and heads and not signup):
+        if _SUBST.search(t[cancel.start():]):
+            return "training_signup", ["training_cancel"]  # "韦小兵不去了 换人": the newcomer is still to be named
         return "training_cancel", []
+    if withdrawn and course is not None and heads and anchor and not signup:
+        return "visit_log", ["training_cancel"]  # "去马德忠家，他说下周的电焊培训去不了了"
+    if (q or _QUERY_MORE.search(t)) and not people and not anchor and not _SIGNUP_ASK.search(t) and (
+            course is not None or _TRAINING_WORD.search(t)):
+        return "query", []  # "刺梨培训还有名额吗", "电工班哪天开课", "养鸡培训在哪报名", "报名要带什么材料"
+    counted = _SIGNUP_COUNT.search(t) is not None or _seats(t)
+    if signup and not people and not counted:
+        if anchor or re.match(r"(?:今天|昨天|前天|上午|下午)?走访", t):
+            return "visit_log", ["training_signup"]  # "走访了5户，有两户说养鸡培训想报名"
+        if _COLLECT.search(t):
+            return "other", []  # a call for lists ("电工培训报名的把名单发我，截止周五"), not a sign-up
     if signup and (course is not None or ctx.names):
         if heads and home and any(n.role == "member" for n in ctx.names):
             return "visit_log", ["training_signup"]
-        if heads and home and score >= 4 and not _SIGNUP.match(t):
+        if heads and (anchor or (home and score >= 4)) and not _SIGNUP.match(t):
             return "visit_log", ["training_signup"]
         return "training_signup", []
+    if signup and counted and not (anchor or household_cue or visit_verbs_early(t)):
+        return "training_signup", []  # "我们组报5个 名字晚点发": seats first, names later
     if _PLAN_START.search(t) and not heads and not _PAST.search(t[:12]):
         return "other", []
     if _ATTEND.search(t) and not heads:
@@ -443,17 +575,34 @@ def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[
         idx = _clause_of(ctx, sm.start()) if sm else -1
         near = [n for n in people if idx >= 0 and _clause_of(ctx, n.start) in (idx, idx - 1)]
         members = [n for n in near if n.role == "member"] or near
-        names = _uniq([n.name for n in members]) or _uniq([n.name for n in people if n.role == "head"])[:1]
-        res["participants"] = {"names": names, "count": len(names)}
+        names: list[Any] = _uniq([n.name for n in members])
+        if not names and idx >= 0:
+            # "他儿子想学电工，帮他报个名": an unnamed relative of the household is the participant
+            lo = ctx.clauses[max(0, idx - 1)].start
+            km = _KIN_REF.search(t, lo, ctx.clauses[idx].end)
+            head = _uniq([n.name for n in people if n.role == "head"])[:1]
+            if km and head:
+                names = [{"ambiguous": True, "raw": f"{head[0]}的{km.group('kin')}", "candidates": [],
+                          "note": "name pending"}]
+        if not names:
+            names = _uniq([n.name for n in people if n.role == "head"])[:1]
+        res["participants"] = {"names": names, "count": len(names) if names else _count(t, 0)}
         return
     cm = _CANCEL.search(t)
     sub = _SUBST.search(t)
     cancelled: list[str] = []
     joined: list[str] = []
-    if sub and (cm or len(people) >= 2):
+    pending: list[Any] = []
+    if ctx.swap is not None:
+        cancelled, joined = ctx.swap
+    elif sub and (cm or len(people) >= 2):
         cut = sub.start()
         cancelled = _uniq([n.name for n in people if n.start < cut])
         joined = _uniq([n.name for n in people if n.start >= sub.end()])
+        km = _KIN_AFTER.match(t, sub.end())
+        if not joined and km and cancelled:  # "韦小兵不去了 换成他表哥": the newcomer's name is still to come
+            pending.append({"ambiguous": True, "raw": f"{cancelled[-1]}的{km.group('kin')}", "candidates": [],
+                            "note": "name pending"})
     elif cm:
         cancelled = _uniq([n.name for n in people])
     else:
@@ -464,15 +613,18 @@ def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[
         return
     if cancelled:
         res["cancelled"] = {"names": cancelled, "count": len(cancelled), "course": course[0] if course else None}
-    names_out: list[Any] = list(joined)
+    names_out: list[Any] = list(joined) + pending
     for pm in _PENDING.finditer(t):
-        kin = pm.group("kin")
+        kin = pm.group("kin") or pm.group("kin2")
         if kin in ("一个", "一位", "一人"):
             continue
+        kin_end = pm.start() + pm.group(0).index(kin) + len(kin)
+        if any(0 <= n.start - kin_end <= 1 for n in people):
+            continue  # "还有她老公龙德贵": named, already a participant
         owner = [n.name for n in people if n.start < pm.start()]
         raw = f"{owner[-1]}的{kin}" if owner else kin
         names_out.append({"ambiguous": True, "raw": raw, "candidates": [], "note": "name pending"})
-    count = _count(t, len(names_out)) if not cancelled else len(joined)
+    count = _count(t, len(names_out)) if not cancelled else len(names_out)
     res["participants"] = {"names": names_out, "count": count if count is not None else len(names_out)}
     if intent == "training_signup":
         _fill_announcement_dates(ctx, res)
