@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.dispatch import Dispatcher, SystemClock
-from bot.outbox import Outbox
+from bot.outbox import Outbox, SharedSendWindow
 from bot.transports.base import Transport
 from handlers.context import Clock, Prefs
 from storage.engine import make_engine, make_sessionmaker, upgrade_async
@@ -106,7 +106,8 @@ class App:
             self.engine = make_engine(self.settings.database.url)
         self.sessionmaker = make_sessionmaker(self.engine)
         self.transports = self.configured_transports()
-        self.outbox = Outbox(self.sessionmaker, {t.name: t for t in self.transports})
+        shared = SharedSendWindow(self.settings.redis.url) if self.settings.redis.url else None
+        self.outbox = Outbox(self.sessionmaker, {t.name: t for t in self.transports}, shared=shared)
         self.dispatcher = Dispatcher(
             self.sessionmaker, prefs_from(self.settings), clock=self.clock,
             inline_buttons={t.name: t.capabilities.inline_buttons for t in self.transports},

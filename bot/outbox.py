@@ -88,6 +88,51 @@ class GlobalLimit:
         self.bucket.take()
 
 
+class SharedSendWindow:
+    """One rolling-second send budget per channel for all processes, in Redis (a sorted-set log).
+
+    Local limits are per process; with N outbox workers they would let N times the platform's limit
+    through. This caps the sum at 95% of the limit (the rest absorbs clock and network jitter)."""
+
+    SCRIPT = """
+    local key, now, limit, id = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 1)
+    if redis.call('ZCARD', key) < limit then
+      redis.call('ZADD', key, now, id)
+      redis.call('PEXPIRE', key, 2000)
+      return '0'
+    end
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    return tostring(tonumber(oldest[2]) + 1 - now)
+    """
+
+    def __init__(self, url: str, prefix: str = "bangfu:send") -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.from_url(url)
+        self.prefix = prefix
+        self._script = self.redis.register_script(self.SCRIPT)
+        self._n = 0
+        self._tag = f"{time.time_ns()}-{id(self)}"
+        self._warned = False
+
+    async def acquire(self, channel: str, rate: float) -> float:
+        """0 when a slot was taken now; otherwise seconds to wait before asking again."""
+        self._n += 1
+        try:
+            res = await self._script(keys=[f"{self.prefix}:{channel}"],
+                                     args=[time.time(), max(1, int(rate * 0.95)), f"{self._tag}-{self._n}"])
+        except Exception:  # noqa: BLE001 - Redis down: fall back to this process's own limits
+            if not self._warned:
+                log.warning("shared send window: Redis unavailable, using per-process limits only")
+                self._warned = True
+            return 0.0
+        return max(0.0, float(res))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
 class ChannelLimits:
     def __init__(self, caps: Capabilities) -> None:
         self.caps = caps
@@ -137,7 +182,8 @@ def to_out_message(row: OutboxMessage, edit_message_id: str | None) -> OutMessag
 
 class Outbox:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], transports: Mapping[str, Transport],
-                 *, poll_interval: float = 0.5, concurrency: int = 8) -> None:
+                 *, poll_interval: float = 0.5, concurrency: int = 8, shared: SharedSendWindow | None = None) -> None:
+        self.shared = shared
         self.sessionmaker = sessionmaker
         self.transports = dict(transports)
         self.limits = {name: ChannelLimits(t.capabilities) for name, t in self.transports.items()}
@@ -264,6 +310,10 @@ class Outbox:
             lim = self.limits[row.channel]
             while True:
                 wait = max(lim.global_wait(), lim.chat_wait(row.chat_id, row.is_group))
+                if wait <= 0 and self.shared is not None:
+                    # Every worker of this bot shares the platform's limit: ask for a slot last, so a
+                    # granted slot is used at once.
+                    wait = await self.shared.acquire(row.channel, lim.caps.global_rate)
                 if wait <= 0:
                     break
                 if wait > 2:  # don't hold a pass for a slow chat: give the row back for later
