@@ -1,0 +1,73 @@
+"""The import arrows of DESIGN.md: bot → handlers → storage, never back; each framework in its own file."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# (who may import it) for each third-party framework: the path prefixes allowed.
+OWNERS = {
+    "aiogram": ("bot/transports/telegram_aiogram.py",),
+    "telegram": ("bot/transports/telegram_ptb.py",),
+    "apscheduler": ("bot/scheduler.py",),
+    "jieba": ("handlers/text/",),
+    "cryptography": ("bot/transports/wecom/",),
+    "aiohttp": ("bot/transports/",),
+    "redis": ("bot/dispatch.py", "bot/outbox.py"),
+}
+LAYER_FORBIDS = {
+    "storage/": ("bot", "handlers", "aiogram", "telegram", "apscheduler", "jieba", "aiohttp"),
+    "handlers/": ("bot", "aiogram", "telegram", "apscheduler", "aiohttp"),
+}
+
+
+def _modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+def _sources() -> list[Path]:
+    return sorted(p for d in ("bot", "handlers", "storage") for p in (ROOT / d).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_import_arrows(path: Path) -> None:
+    rel = path.relative_to(ROOT).as_posix()
+    mods = _modules(path)
+    for prefix, forbidden in LAYER_FORBIDS.items():
+        if rel.startswith(prefix):
+            bad = mods & set(forbidden)
+            assert not bad, f"{rel} imports {sorted(bad)}"
+    for lib, owners in OWNERS.items():
+        if lib in mods:
+            assert rel.startswith(owners), f"{rel} imports {lib}; only {owners} may"
+
+
+def test_transports_do_not_import_each_other() -> None:
+    names = {"telegram_aiogram", "telegram_ptb", "wecom", "console"}
+    for path in (ROOT / "bot" / "transports").rglob("*.py"):
+        rel = path.relative_to(ROOT / "bot" / "transports").as_posix()
+        own = rel.split("/")[0].removesuffix(".py")
+        text = path.read_text(encoding="utf-8")
+        for other in names - {own}:
+            assert f"bot.transports.{other}" not in text, f"{rel} imports the {other} transport"
+
+
+def test_every_module_opens_with_a_docstring() -> None:
+    missing = []
+    for path in _sources():
+        if path.name == "__init__.py" and not path.read_text(encoding="utf-8").strip():
+            continue
+        if ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None:
+            missing.append(str(path.relative_to(ROOT)))
+    assert not missing, missing
