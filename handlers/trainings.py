@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, mask_phone
+from handlers.reminders import hold_for_quiet
 from handlers.resolver import get_registry
 from handlers.spreadsheets import Sheet, sheets_to_xlsx
 from handlers.text import Announcement, match_course, parse, parse_announcement
 from handlers.types import Button, ChatRef, Document
 from storage import trainings as st
 from storage.messages import add_outbox, ledger_claim
-from storage.models import Household, InboxMessage, OrgUnit, SendLedger, Signup, TrainingSession
+from storage.models import Household, InboxMessage, OrgUnit, Person, SendLedger, Signup, TrainingSession
 
 # ta: confirm/drop a parsed notice · tj: sign up from the list · tp: pick the session for a message
 # tx: cancel one sign-up · tc/tk/te: check-in view, mark one, finish · tr: roster · to: reopen
@@ -946,14 +947,14 @@ async def due_training_reminders(session: AsyncSession, *, now: datetime, prefs:
                                             window_end=now + timedelta(hours=h))
         for t in targets:
             if await _send_once(session, kind=f"training_reminder_{h}h", period=str(t.ts.id),
-                                person_id=t.cadre_id, now=now, text=_reminder_text(t, now, tz)):
+                                person_id=t.cadre_id, now=now, text=_reminder_text(t, now, tz), prefs=prefs):
                 sent += 1
     for ts, cadre_id, n in await st.placeholder_holders(session, now=now, before=timedelta(hours=24)):
         assert ts.deadline is not None
         text = (f"📝 {_label(ts, tz)}\n您还有{n}个占位没填名字，{fmt_when(ts.deadline, tz)}截止，过期自动释放。\n"
                 "直接回复这条消息发名字，例如“郑玉兰 龚小红”。")
         if await _send_once(session, kind="training_names", period=str(ts.id), person_id=cadre_id, now=now,
-                            text=text, card_key=f"tph:{ts.id}"):
+                            text=text, card_key=f"tph:{ts.id}", prefs=prefs):
             sent += 1
     return sent
 
@@ -972,15 +973,21 @@ def _reminder_text(t: st.ReminderTarget, now: datetime, tz: Any) -> str:
 
 
 async def _send_once(session: AsyncSession, *, kind: str, period: str, person_id: int, now: datetime, text: str,
-                     card_key: str | None = None) -> bool:
+                     card_key: str | None = None, prefs: Prefs | None = None) -> bool:
     ident = await st.chat_identity(session, person_id)
     if ident is None:
         return False
     claim = await ledger_claim(session, kind=kind, period=period, recipient=str(person_id))
     if claim is None:
         return False
-    row = await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text, now=now,
-                              card_key=card_key)
+    not_before = None
+    if prefs is not None:
+        # Private reminders wait out the person's quiet hours like the morning reminders do.
+        person = await session.get(Person, person_id)
+        not_before = hold_for_quiet(now, prefs, person.quiet_start if person else None,
+                                    person.quiet_end if person else None)
+    row = await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text,
+                           now=now, card_key=card_key, not_before=not_before)
     ledger = await session.get(SendLedger, claim)
     if ledger is not None:
         ledger.outbox_id = row.id

@@ -5,7 +5,7 @@ placeholders, and the reminder tick."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import func, select
 
@@ -277,3 +277,22 @@ async def test_race_for_the_last_village_place(sessionmaker):
             return r.outcome
 
     assert sorted(await asyncio.gather(racer("甲某"), racer("乙某"))) == ["confirmed", "quota"]
+
+
+async def test_training_reminder_waits_out_quiet_hours(sessionmaker):
+    """A 2-hours-before reminder for an 8:30 session falls at 06:30, inside the default 21:00–08:00
+    quiet hours: it is queued at once but held until 08:00."""
+    w = await seed_world(sessionmaker)
+    cadre = w.people["李明"].id
+    async with sessionmaker() as s, s.begin():
+        s.add(ChatIdentity(person_id=cadre, channel="telegram", external_id="u1", chat_id="chat-u1", bound_at=NOW))
+    day = (NOW + timedelta(days=1)).date()
+    start = datetime.combine(day, time(8, 30), TZ)
+    ts_id = await _session(sessionmaker, starts_at=start)
+    await _join(sessionmaker, ts_id, "张桂英", cadre_id=cadre)
+    early = datetime.combine(day, time(6, 30), TZ)
+    async with sessionmaker() as s, s.begin():
+        assert await due_training_reminders(s, now=early, prefs=Prefs(tz=TZ)) == 1
+    async with sessionmaker() as s:
+        row = (await s.execute(select(OutboxMessage))).scalar_one()
+        assert row.not_before == datetime.combine(day, time(8, 0), TZ)
