@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.dispatch import Dispatcher, SystemClock
 from bot.outbox import Outbox, SharedSendWindow
+from bot.poll_lease import PollLease, polls
 from bot.transports.base import Transport
 from handlers.context import Clock, Prefs
 from storage.engine import make_engine, make_sessionmaker, upgrade_async
@@ -122,6 +123,11 @@ class App:
         # Load the segmenter's dictionary before the first update arrives: done lazily, the first
         # message would block the loop for a second or more (past WeCom's 5 s callback limit under load).
         await asyncio.to_thread(warm_up_parser)
+        for t in self.transports:
+            if polls(t) and self.engine is not None:
+                lease = PollLease(self.engine, t.token)  # type: ignore[attr-defined]
+                await lease.acquire()
+                self._started.append(lease)
         self.outbox.start()
         self._started.append(self.outbox)
         for t in self.transports:

@@ -90,11 +90,18 @@ async def _serve(app: Any) -> None:
     """Run until SIGINT or SIGTERM, then stop every part in reverse order (outbox rows stay queued)."""
     import signal
 
+    from bot.poll_lease import PollLeaseTaken
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await app.start()
+    try:
+        await app.start()
+    except PollLeaseTaken as e:
+        await app.stop()
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
     try:
         await stop.wait()
     finally:
