@@ -172,14 +172,27 @@ async def _ask_household(ctx: Context, entry: Entry, item: dict[str, Any]) -> No
               card_key=f"ask:{entry.id}")
 
 
-async def on_pick(ctx: Context, entry_id: int, index: int, hid: int) -> None:
+async def _pending_entry(ctx: Context, entry_id: int) -> Entry | None:
+    """The sender's own entry still waiting for an answer; otherwise says so and returns None."""
     entry = await _own_entry(ctx, entry_id)
     if entry is None or entry.state != "pending":
         ctx.reply("这条记录已经处理过了。")
+        return None
+    return entry
+
+
+def _pending_item(entry: Entry, index: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Copies of the entry's pending households (JSON columns must be reassigned to be saved) and the
+    one with this index."""
+    items = [dict(x) for x in entry.pending["heads"]]
+    return items, next((x for x in items if x["i"] == index), None)
+
+
+async def on_pick(ctx: Context, entry_id: int, index: int, hid: int) -> None:
+    entry = await _pending_entry(ctx, entry_id)
+    if entry is None:
         return
-    pend = dict(entry.pending)
-    items = [dict(x) for x in pend["heads"]]
-    item = next((x for x in items if x["i"] == index), None)
+    items, item = _pending_item(entry, index)
     if item is None:
         return
     if hid > 0:
@@ -192,19 +205,15 @@ async def on_pick(ctx: Context, entry_id: int, index: int, hid: int) -> None:
         item["cands"] = []  # "none of these": offer to add it instead
     else:
         item["skip"] = True
-    pend["heads"] = items
-    entry.pending = pend
+    entry.pending = {**entry.pending, "heads": items}
     await _continue(ctx, entry)
 
 
 async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
-    entry = await _own_entry(ctx, entry_id)
-    if entry is None or entry.state != "pending":
-        ctx.reply("这条记录已经处理过了。")
+    entry = await _pending_entry(ctx, entry_id)
+    if entry is None:
         return
-    pend = dict(entry.pending)
-    items = [dict(x) for x in pend["heads"]]
-    item = next((x for x in items if x["i"] == index), None)
+    items, item = _pending_item(entry, index)
     if item is None:
         return
     village_name = item.get("village") or await _home_village(ctx)
@@ -221,8 +230,7 @@ async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
     assert ctx.person is not None
     ctx.session.add(Pairing(person_id=ctx.person.id, household_id=h.id, since=ctx.now))
     item["hid"], item["how"] = h.id, "added"
-    pend["heads"] = items
-    entry.pending = pend
+    entry.pending = {**entry.pending, "heads": items}
     await _continue(ctx, entry)
 
 
@@ -245,15 +253,10 @@ async def _villages_allowed(ctx: Context, name: str | None) -> list[OrgUnit]:
 
 
 async def on_pick_date(ctx: Context, entry_id: int, iso: str) -> None:
-    entry = await _own_entry(ctx, entry_id)
-    if entry is None or entry.state != "pending":
-        ctx.reply("这条记录已经处理过了。")
+    entry = await _pending_entry(ctx, entry_id)
+    if entry is None or iso not in (entry.pending.get("date_cands") or []):
         return
-    pend = dict(entry.pending)
-    if iso not in (pend.get("date_cands") or []):
-        return
-    pend["date"] = iso
-    entry.pending = pend
+    entry.pending = {**entry.pending, "date": iso}
     await _continue(ctx, entry)
 
 
