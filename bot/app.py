@@ -45,6 +45,7 @@ def telegram_transport(settings: Settings) -> Transport | None:
         webhook_secret=t.webhook_secret.get_secret_value() if t.webhook_secret else None,
         listen_host=host, listen_port=int(port), webhook_path=t.webhook_path, commands=bot_commands(),
         poll_timeout=t.poll_timeout, max_file_size=settings.limits.max_file_bytes,
+        poll_concurrency=1 if settings.database.url.startswith("sqlite") else 8,
     )
     token = t.token.get_secret_value()
     if t.framework == "ptb":
