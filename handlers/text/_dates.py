@@ -46,6 +46,7 @@ _PATTERN = re.compile(
             r"(?<![\d.])(?P<nm>1[0-2]|0?[1-9])[./](?P<nd>3[01]|[12]\d|0?[1-9])(?![\d.%])"
             r"(?!\s*[亩吨斤元块万千米个头只袋床件%])",
             rf"(?<![\d月.第])(?P<dd>{_DAY})(?:号|日(?![子常本期内用夜]))",
+            r"(?<!提)(?P<vague>前几天|前两天|前些天|前些日子|前段时间|前阵子|前一阵子?)",
             r"(?P<rel>大前天|前儿个|前天|前儿|昨儿个|昨天|昨日|昨儿|昨晚|昨早|昨个|今儿个|今上午|今下午|今天|今日|今儿|今早|今晚"
             r"|明儿个|明天|明日|明儿|明早|明晚|大后天|后天)",
             rf"(?P<wp>上上|上|本|这|下下|下)?个?(?:周|星期|礼拜|週)(?P<wd>{_WD})",
@@ -59,7 +60,9 @@ _PATTERN = re.compile(
 )
 _DEADLINE_SUFFIX = re.compile(r"\s*(之前|以前|前)")
 
-Kind = Literal["day", "weekday", "period", "range"]
+Kind = Literal["day", "weekday", "period", "range", "vague"]
+# Vague past (前几天): we do not guess; these are the days it could mean, counted back from the send date.
+_VAGUE_DAYS = {"前两天": (2, 3)}
 
 
 @dataclass(slots=True)
@@ -185,6 +188,9 @@ def find_dates(text: str, today: date) -> list[DateHit]:
                 hit.day = _mk(today.year, today.month, d)
                 if hit.day is None:
                     hit = None
+        elif g("vague"):
+            lo, hi = _VAGUE_DAYS.get(raw, (2, 6))
+            hit = DateHit(s, e, raw, "vague", first=today - timedelta(days=hi), last=today - timedelta(days=lo))
         elif g("rel"):
             hit = DateHit(s, e, raw, "day", day=today + timedelta(days=_REL[g("rel")]))
         elif g("wd"):
@@ -274,6 +280,12 @@ def iso(d: date) -> str:
 
 def to_value(hit: DateHit, today: date, tense: Tense, week_shift: int | None = None) -> Any:
     """Schema value for a hit: 'YYYY-MM-DD', {raw, by}, {raw, range} or an ambiguous object."""
+    if hit.kind == "vague":
+        if hit.first is None or hit.last is None:
+            return None
+        days = [hit.first + timedelta(days=k) for k in range((hit.last - hit.first).days + 1)]
+        return {"ambiguous": True, "raw": hit.raw, "candidates": [iso(x) for x in days],
+                "note": "vague past: the exact day is not stated"}
     if hit.kind in ("period", "range"):
         if hit.first is None or hit.last is None:
             return None

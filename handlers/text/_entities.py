@@ -112,7 +112,7 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
         if covered[p]:
             continue
         nxt = text[p + 1: p + 2]
-        if nxt and nxt in VILLAGE_NEXT_BAD:
+        if nxt and nxt in VILLAGE_NEXT_BAD and not (nxt == "两" and text[p + 2: p + 3] != "委"):
             continue
         if text[p - 1: p].isdigit() or text[p - 1: p] in "一二三四五六七八九十":
             continue  # 3组 / 二组: a sub-unit number, not a name
@@ -153,7 +153,7 @@ _CUE_BEFORE = (
     "叫", "找", "问", "报", "访", "了", "过", "户", "家的", "老人", "村民", "脱贫户", "监测户", "低保户", "农户", "群众",
     "为", "让", "由", "向", "对", "请", "通知", "联系", "名字", "姓名", "还有", "改成", "换成", "换", "替换", "顶替",
     "加上", "加", "添上", "算上", "包括", "有", "见了", "遇到", "碰到", "打给", "电话给", "就是", "的",
-    "代替", "接替", "让给", "转给", "取消", "那期", "这期", "上期", "下期", "本期", "培训", "班",
+    "代替", "接替", "让给", "转给", "取消", "撤掉", "去掉", "划掉", "删掉", "退掉", "那期", "这期", "上期", "下期", "本期", "培训", "班",
 )
 # What right after a name marks it as a trainee being withdrawn or swapped: enough to trust a name that is also a
 # dictionary word (李四换王五, 李四的名额给王五).
@@ -220,6 +220,9 @@ def _is_lexical(word: str) -> bool:
     return m is not None and m.end() >= 2
 
 
+_BIRTH_ORDER = frozenset("大二三四五六七八九十幺")
+_HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
+_GLUE_BAD = frozenset("的了是在和去到说要想把给家户村组寨口人里有没")
 _SURNAME_POS = re.compile("[" + "".join(sorted(SURNAMES)) + "]|" + "|".join(COMPOUND_SURNAMES))
 
 
@@ -277,12 +280,18 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if i >= 1 and text[i - 1:i + 1] in _CUE_SET:
             continue  # the surname char closes a cue word (换成覃小东: 成 is not a surname here)
         g1 = text[i + slen: i + slen + 1]
-        if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or g1 in NOT_GIVEN2 or (g1 == ch and slen == 1):
-            continue
         g2 = text[i + slen + 1: i + slen + 2]
         g3 = text[i + slen + 2: i + slen + 3]
-        three = bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
-            g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL))
+        # 王老四 / 吴老幺: a surname + 老 + birth-order numeral is a common village nickname
+        nickname = g1 == "老" and g2 != "" and g2 in _BIRTH_ORDER
+        # 摆底村龙再先家: right after a village and right before 家, three chars read as a name
+        glued = (strong and i in village_ends and g3 == "家" and _HAN_CHAR.fullmatch(g2 or "x") is not None
+                 and g1 not in _GLUE_BAD and g2 not in _GLUE_BAD)
+        if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or (g1 in NOT_GIVEN2 and not (nickname or glued)) or (
+                g1 == ch and slen == 1):
+            continue
+        three = nickname or glued or (bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
+            g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL)))
         if three and g2 == "家" and text[i + slen + 2: i + slen + 3] in ("", " ", ",", "，", "。"):
             three = False
         end = i + slen + (2 if three else 1)

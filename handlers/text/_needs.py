@@ -34,7 +34,7 @@ _JOINERS = re.compile(r"和|及|以及|还有|跟|、|也")
 _UNITS = ("公斤", "千克", "万元", "块钱", "斤", "吨", "袋", "床", "件", "个", "台", "头", "只", "箱", "桶", "瓶", "盒", "套",
           "元", "块", "方", "车", "包", "条", "双", "把", "张", "辆", "间", "株", "棵", "羽", "匹", "支", "份", "升",
           "米", "卷", "捆", "担", "筐", "部", "副", "对", "顶", "口锅", "亩")
-_QTY_RE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})(?![分位门])")
+_QTY_RE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})(?P<half>半)?(?![分位门缝洞眼道])")
 _QTY_BEFORE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})的?$")
 _ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|给了?)(?P<u>个|台|床|件|把|辆|部|副)")
 _MONEY_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?万\d?|[一二两三四五六七八九十百千]+万[一二三四五六七八九千]?)(?:元|块)?"
@@ -61,6 +61,7 @@ class Need:
     unit: str | None
     status: str
     households: list[str] = field(default_factory=list)
+    keyword: str = ""
 
     def as_dict(self, with_household: bool) -> list[dict[str, Any]]:
         base: dict[str, Any] = {"category": self.category, "item": self.item}
@@ -79,8 +80,13 @@ def _negated(text: str, pos: int) -> bool:
     return any(before.endswith(n) for n in ("没", "未", "还没", "没有", "不", "没能", "还未"))
 
 
+# Injuries (摔断腿, 摔伤) describe what happened to a person; their 断/伤 is not a broken facility.
+_INJURY = re.compile(r"摔断|砸断|撞断|摔伤|砸伤|骨折|摔了一?跤")
+
+
 def trigger_status(text: str) -> tuple[str | None, str]:
     """('met'|'open'|None, matched trigger text)."""
+    text = _INJURY.sub(lambda m: "\u3000" * len(m.group(0)), text)
     for m in _MET_RE.finditer(text):
         if not _negated(text, m.start()):
             return "met", m.group(0)
@@ -103,6 +109,8 @@ def _qty(text: str, kw_start: int, kw_end: int) -> tuple[float | int | None, str
         v = parse_number(m.group("n"))
         if v is None or v < 0:
             continue
+        if m.group("half"):
+            v = v + 0.5  # 一吨半
         dist = kw_start - m.end() if m.end() <= kw_start else m.start() - kw_end
         dist = abs(dist)
         if best is None or dist < best[0]:
@@ -168,7 +176,8 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
         if status is None and c.soft and prev_status is not None:
             status, trig = prev_status, ""
         training = _TRAINING_RE.search(ctext) is not None
-        kws = [m for m in _KW_RE.finditer(ctext) if training or m.group(0) not in _TRADE_SET]
+        kws = [m for m in _KW_RE.finditer(ctext) if (training or m.group(0) not in _TRADE_SET)
+               and NEED_KEYWORDS[m.group(0)][0] != "-"]
         if status is None:
             prev_status = None
             if not kws and needs and needs[-1].clause >= idx - 1 and needs[-1].qty is None and _MONEY_RE.search(
@@ -201,7 +210,7 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
                 needs.append(Need(idx, c.start + m.start(), cat2, _item(it2, trig, ctext), v, qm.group("u"), status))
             continue
         q, u = _qty(ctext, kpos, kpos + len(kw))
-        needs.append(Need(idx, c.start + kpos, cat, _item(kw, trig, ctext), q, u, status))
+        needs.append(Need(idx, c.start + kpos, cat, _item(kw, trig, ctext), q, u, status, keyword=kw))
         # a second topic joined by 和/及 in the same clause ("看病和上学都要钱") is its own need
         if not _TRAINING_RE.search(ctext) and _JOINERS.search(ctext):
             seen = {str(cat)}
@@ -217,11 +226,19 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
     return _merge(needs)
 
 
+def _distinct(a: Need, b: Need) -> bool:
+    """Two different concrete things (烤火炉 vs 米): separate needs even in the same category."""
+    if not a.keyword or not b.keyword or a.category != "生活物资":
+        return False
+    return a.keyword not in b.keyword and b.keyword not in a.keyword
+
+
 def _merge(needs: list[Need]) -> list[Need]:
     out: list[Need] = []
     for n in needs:
         last = out[-1] if out else None
         if (last is not None and str(last.category) == str(n.category) and n.clause - last.clause <= 2
+                and not _distinct(last, n)
                 and not (last.qty is not None and n.qty is not None) and n.clause != last.clause):
             if last.qty is None and n.qty is not None:
                 last.qty, last.unit = n.qty, n.unit
@@ -235,9 +252,10 @@ def _merge(needs: list[Need]) -> list[Need]:
 # ------------------------------------------------------------------------------------------------ follow-ups
 FU_RE = re.compile(
     r"我(?:跟|和|给|去|来|帮|再|会|明天|明早|回头|尽快|马上|找|问问?|联系|把|这边|负责|争取|们(?:会|去|再|明天))"
+    r"|我(?:本周|这周|下周|月底|下个?月初?|\d{1,2}月\d{1,2}[日号]?)[一二三四五六日天]?(?:之?前)?(?:找|去|带|联系|把|帮|给|再|催)"
     r"|回头|准备|打算|(?<!雨露)计划|争取|下步|下一步|已约|约了|约好|跟进|再说|结果出来|等.{0,6}(?:结果|通知|批下来)"
     r"|明天|明早|明儿|后天|下周|下礼拜|下星期|过两天|过几天|改天|月底前|要尽快|尽快|抓紧|待.{0,4}后"
-    r"|要(?:去|帮|给|联系|协调|对接|核实|核查|评估|上报|申报|落实|跟进|反映|安排|上门|回访|走访|督促)"
+    r"|要(?:去|帮|给|联系|协调|对接|核实|核查|评估|上报|申报|落实|跟进|反映|安排|上门|回访|走访|督促|把)"
 )
 _FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我|回头|准备|打算|下步|下一步|再|就|要|先|说)+")
 
@@ -246,8 +264,13 @@ _FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我|回头|准备|
 _REPORTED = re.compile(r"^(?:他|她|他们|她们|老人|户主|他家|她家)(?:也|还|就)?(?:说|讲|讲的)")
 
 
+# "今天我去他家把表填了": done today, a report rather than a plan.
+_DONE = re.compile(r"^(?:今天|今早|今上午|今下午|昨天|前天|刚才|刚刚)[^明后]*了$")
+
+
 def is_followup(clause_text: str) -> bool:
-    return FU_RE.search(clause_text) is not None and _REPORTED.match(clause_text) is None
+    return (FU_RE.search(clause_text) is not None and _REPORTED.match(clause_text) is None
+            and _DONE.match(clause_text.strip()) is None)
 
 
 def action_text(clause_text: str, date_raws: list[str]) -> str:

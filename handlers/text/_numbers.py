@@ -13,7 +13,7 @@ UNITS = {"十": 10, "百": 100, "千": 1000}
 BIG = {"万": 10_000, "亿": 100_000_000}
 
 # One numeral token: Arabic (with optional decimal and 万 shorthand) or a run of Chinese numeral chars.
-NUM = r"(?:\d+(?:\.\d+)?(?:[万千百]\d?)?|[零〇一二两俩三四五六七八九十百千万]+|半)"
+NUM = r"(?:\d+(?:\.\d+)?(?:万\d+千|[万千百]\d?)?|[零〇一二两俩三四五六七八九十百千万]+|半)"
 NUM_RE = re.compile(NUM)
 
 
@@ -69,6 +69,10 @@ def parse_number(s: str) -> float | int | None:
         return None
     if s == "半":
         return 0.5
+    m2 = re.fullmatch(r"(\d+(?:\.\d+)?)万(\d+)千", s)
+    if m2:  # 1万2千 = 12000
+        val2 = float(m2.group(1)) * 10_000 + int(m2.group(2)) * 1000
+        return int(val2) if val2 == int(val2) else val2
     m = re.fullmatch(r"(\d+(?:\.\d+)?)([万千百])?(\d)?", s)
     if m:
         base = float(m.group(1))

@@ -65,7 +65,7 @@ def _need_from(body: str) -> dict[str, Any] | None:
     needs = extract_needs(body, cls, [False] * len(cls), body)
     if needs:
         return needs[0].as_dict(False)[0]
-    m = _KW_RE.search(body)
+    m = next((k for k in _KW_RE.finditer(body) if NEED_KEYWORDS[k.group(0)][0] != "-"), None)
     if m:
         cat, item = NEED_KEYWORDS[m.group(0)]
         if cat == "?":

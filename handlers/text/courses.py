@@ -161,7 +161,10 @@ def _normalise_cached(course: str, cat: tuple[str, ...]) -> str:
     if ranked:
         best, score = ranked[0]
         bcore = core(best)
+        # a written name that is longer than the catalogue one (电商直播 ⊃ 电商) is a different, more specific course
+        narrower = bcore != c and bcore in c and not alias
         # accept the catalogue name when the written core is contained in it or only a typo away
-        if score >= 88 or (alias and alias in bcore) or (len(c) >= 2 and c in bcore and len(bcore) - len(c) <= 2):
+        if not narrower and (score >= 88 or (alias and alias in bcore) or (
+                len(c) >= 2 and c in bcore and len(bcore) - len(c) <= 2)):
             return best if best.endswith(("培训", "服务", "操作", "种植")) else best + "培训"
     return c + "培训" if not c.endswith(("培训", "服务", "操作")) else c

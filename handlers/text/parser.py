@@ -98,7 +98,8 @@ _PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了个?电
 _GROUP_VISIT = re.compile(r"集中走访|院坝会|坝坝会|群众会|户主会|村民大会|村民会|在村委会.{0,8}(?:开|搞|召开|集中|座谈)|召集.{0,6}(?:群众|户)")
 _HOME_VISIT = re.compile(
     r"入户|上门(?!女婿)|家访|(?:到|去|来到|进了?)[^,，。;；\s]{1,14}家|走访[^记表,，。\s]{0,12}家|走访了?\s*(?:" + NUM +
-    r")\s*户|(?:走|跑|看|访)了\s*[^,，。;；\s]{0,6}?(?:" + NUM + r")\s*户|看了|看望|探望|慰问|去过|送了|送去|送到|给.{0,12}家送"
+    r")\s*户|(?:走|跑|看|访)了\s*[^,，。;；\s]{0,6}?(?:" + NUM + r")\s*户|看了|看望|探望|慰问|去过|送了|送去"
+    r"|送到(?![^,，。;；\s]{0,4}(?:医院|卫生院|诊所|住院))|给.{0,12}家送"
     r"|(?:去|跑|走)了(?:一)?趟")
 _VISIT_EVIDENCE = re.compile(r"走访|回访|入户|上门(?!女婿)|家访|看望|探望|慰问|看了|去了|去过|跑了|走了|电话打了|打了?电话|"
                              r"通了电话|视频|院坝会|见了|了解到|送了|送去|送到|反映|说|她家|他家|家里")
@@ -426,6 +427,9 @@ def _group_of(t: str, heads: list[NameHit], name: str) -> list[str]:
     return [name]
 
 
+_VISIT_CLAUSE = re.compile(r"走访|回访|入户|上门(?!女婿)|看望|探望|看了|去了|去看|到了|跑了|去过|电话|视频")
+
+
 def _week_shift(ctx: _Ctx) -> int | None:
     for h in ctx.dates:
         if h.kind == "period" and h.last is not None and h.first is not None and (h.last - h.first).days == 6:
@@ -455,6 +459,11 @@ def _visit_dates(ctx: _Ctx, order: list[str], heads: list[NameHit], header: bool
         usable.append((h, v))
     if not usable:
         return None
+    if len(usable) >= 2 and len(order) <= 1:
+        for h, v in usable:
+            idx = _clause_of(ctx, h.start)
+            if idx >= 0 and _VISIT_CLAUSE.search(ctx.clauses[idx].text):
+                return v
     if len(order) >= 2 and len(usable) >= 2:
         per: dict[str, Any] = {}
         for h, v in usable:
@@ -519,7 +528,10 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
                 n.households = []
             else:
                 group = _group_of(t, heads, owner)
-                n.households = group if len(group) >= 2 and _FAMILY_ALL.search(t[heads[-1].end:]) else [owner]
+                ci = _clause_of(ctx, n.start)
+                own_clause = ctx.clauses[ci].text if ci >= 0 else ""
+                together = _FAMILY_ALL.search(t[heads[-1].end:]) or _FAMILY_ALL.search(own_clause)
+                n.households = group if len(group) >= 2 and together else [owner]
         out_needs.extend(n.as_dict(multi))
     res["needs"] = out_needs
 
