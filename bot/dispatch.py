@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.transports.choices import pick_choice
 from handlers.context import Clock, Context, Prefs
+from handlers.outgoing import outbox_values
 from handlers.routes import route
 from handlers.types import Button, Incoming, Reply, UserError
 from storage.accounts import find_identity, scope_for
-from storage.messages import add_outbox, card_for_message, inbox_insert, last_card_message, last_choices
+from storage.messages import card_for_message, inbox_insert, last_card_message, last_choices
 from storage.models import InboxMessage, OutboxMessage, Person
 
 log = logging.getLogger("bangfu.dispatch")
@@ -220,20 +221,15 @@ class Dispatcher:
 async def write_outbox(session: AsyncSession, r: Reply, *, default_chat: Any, inbox_id: int | None = None,
                        now: datetime, batch: str | None = None, not_before: datetime | None = None) -> OutboxMessage:
     chat = r.to or default_chat
-    if r.private and chat.is_group:
-        raise ValueError("refusing to send a private reply to a group")
     edit_of = None
     if r.edit_card and r.card_key:
         prev = await last_card_message(session, channel=chat.channel, chat_id=chat.chat_id, card_key=r.card_key)
         edit_of = prev.id if prev is not None else None
-    doc = r.document or r.photo
-    return await add_outbox(
-        session, channel=chat.channel, chat_id=chat.chat_id, is_group=chat.is_group, text=r.text,
-        buttons=[[(b.text, b.data) for b in line] for line in r.buttons], keyboard=r.keyboard,
-        file_name=doc.filename if doc else None, file_kind=("photo" if r.photo else "document") if doc else None,
-        file_mime=doc.mime if doc else None, file_content=doc.content if doc else None, card_key=r.card_key,
-        edit_of_id=edit_of, inbox_id=inbox_id, now=now, batch=batch, not_before=not_before,
-    )
+    row = OutboxMessage(**outbox_values(r, chat, now=now, batch=batch, not_before=not_before,
+                                        edit_of_id=edit_of, inbox_id=inbox_id))
+    session.add(row)
+    await session.flush()
+    return row
 
 
 async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: datetime,

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import clip, mask_personal
-from handlers.reminders import hold_for_quiet, outbox_values
+from handlers.outgoing import outbox_values
+from handlers.reminders import hold_for_quiet
 from handlers.types import Button, ChatRef, Reply
 from storage.accounts import unit_path
 from storage.messages import add_outbox_many, ledger_claim, ledger_exists

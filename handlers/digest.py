@@ -15,7 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Prefs
-from handlers.reminders import hold_for_quiet, outbox_values
+from handlers.outgoing import outbox_values
+from handlers.reminders import hold_for_quiet
 from handlers.types import ChatRef, Document, Reply
 from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox
 from storage.models import OrgUnit, Person

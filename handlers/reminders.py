@@ -1,21 +1,21 @@
 """Visit-due reminders: each working-day morning, one private message per cadre listing their households
-due or overdue, with 明天再提醒 and 已电话联系 buttons. Also owns quiet hours, China's working-day calendar
-and the Reply → outbox-row conversion the scheduled senders share."""
+due or overdue, with 明天再提醒 and 已电话联系 buttons. Also owns quiet hours and China's working-day
+calendar."""
 
 from __future__ import annotations
 
 import logging
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, fmt_date
+from handlers.outgoing import outbox_values
 from handlers.types import Button, ChatRef, Reply
 from storage.accounts import in_scope
-from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox, outbox_row
+from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox
 from storage.models import Household, OrgUnit, Person
 from storage.reports import CadreDue, DueHousehold, add_phone_visit, cadence_for, due_for_cadres
 
@@ -68,21 +68,6 @@ def quiet_until(now: datetime, start: str, end: str) -> datetime | None:
 def hold_for_quiet(now: datetime, prefs: Prefs, quiet_start: str | None, quiet_end: str | None) -> datetime | None:
     """`not_before` for a private message to someone with these (possibly unset) quiet hours."""
     return quiet_until(now, quiet_start or prefs.quiet_start, quiet_end or prefs.quiet_end)
-
-
-def outbox_values(r: Reply, chat: ChatRef, *, now: datetime, batch: str | None = None,
-                  not_before: datetime | None = None) -> dict[str, Any]:
-    """A Reply as outbox column values, for bulk writes by scheduled senders (handlers can't use bot/)."""
-    if r.private and chat.is_group:
-        raise ValueError("refusing to send a private message to a group")
-    doc = r.document or r.photo
-    return outbox_row(
-        channel=chat.channel, chat_id=chat.chat_id, is_group=chat.is_group, text=r.text,
-        buttons=[[(b.text, b.data) for b in line] for line in r.buttons], keyboard=r.keyboard,
-        file_name=doc.filename if doc else None, file_kind=("photo" if r.photo else "document") if doc else None,
-        file_mime=doc.mime if doc else None, file_content=doc.content if doc else None, card_key=r.card_key,
-        now=now, batch=batch, not_before=not_before,
-    )
 
 
 # ------------------------------------------------------------------------------ the morning message
