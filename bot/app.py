@@ -151,10 +151,3 @@ class App:
         self._started.clear()
         if self.engine is not None:
             await self.engine.dispose()
-
-    async def run_forever(self) -> None:
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()

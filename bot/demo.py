@@ -77,6 +77,7 @@ class DemoTransport:
         self.last: dict[str, OutMessage] = {}
         self.last_id: dict[str, str] = {}
         self.counts: Counter[str] = Counter()
+        self.received = 0  # messages the simulated cadres sent
         self._n = 0
 
     async def start(self, on_update: OnUpdate) -> None:
@@ -209,7 +210,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     (out / "transcript.txt").write_text("\n".join(lines), encoding="utf-8")
     summary.timings["digest files"] = time.perf_counter() - t
     summary.timings["total"] = time.perf_counter() - t_all
-    summary.messages = app.dispatcher.services.get("demo_messages", 0)
+    summary.messages = transport.received
     summary.counts = await _counts(sm)
     await app.stop()
     _print(console, summary, transport, sent)
@@ -267,7 +268,7 @@ async def _send(app: App, transport: DemoTransport, cadre: dict[str, Any], text:
                    dedup_key=f"cb:{mid}" if callback else None)
     transport.last.pop(chat, None)
     await app.dispatcher.handle(inc)
-    app.dispatcher.services["demo_messages"] = app.dispatcher.services.get("demo_messages", 0) + 1
+    transport.received += 1
     await app.outbox.drain(timeout=60)
     return transport.last.get(chat)
 

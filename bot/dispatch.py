@@ -105,7 +105,6 @@ class Dispatcher:
             RedisRateLimiter(redis_url, user_messages_per_minute) if redis_url
             else UserRateLimiter(user_messages_per_minute))
         self.on_outbox = on_outbox
-        self.services: dict[str, Any] = {}
         self.redis_clock = redis_url is not None
         self._senders: dict[tuple[str, str], list[Any]] = {}
 
@@ -162,7 +161,7 @@ class Dispatcher:
             else:
                 ctx = Context(session=session, incoming=inc, now=now, prefs=replace(
                     self.prefs, inline_buttons=self.inline_buttons.get(inc.channel, True)),
-                    inbox_id=inbox_id, services=self.services)
+                    inbox_id=inbox_id)
                 state, error_ref = "done", None
                 try:
                     async with session.begin_nested():

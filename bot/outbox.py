@@ -381,14 +381,3 @@ class Outbox:
 
 def _in(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-class OutboxCounts:
-    @staticmethod
-    async def by_status(sessionmaker: async_sessionmaker[AsyncSession], batch: str) -> dict[str, int]:
-        async with sessionmaker() as s:
-            q = (select(OutboxMessage.status, func.count()).where(OutboxMessage.batch == batch)
-                 .group_by(OutboxMessage.status))
-            return {k: int(v) for k, v in (await s.execute(q)).all()}
-
-

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -47,8 +46,6 @@ class Context:
     inbox_id: int | None = None
     replies: list[Reply] = field(default_factory=list)
     inbox_state: str = "done"
-    services: dict[str, Any] = field(default_factory=dict)
-    notify: Callable[[], None] | None = None
 
     @property
     def today(self) -> date:

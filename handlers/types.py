@@ -5,7 +5,7 @@ Transports translate their framework's objects to and from these; handlers never
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -94,7 +94,6 @@ class Reply:
     card_key: str | None = None
     edit_card: bool = False
     private: bool = False
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class UserError(Exception):

@@ -144,10 +144,3 @@ async def open_needs(session: AsyncSession, scope: Scope, person_id: int, limit:
          .where(Need.status == "open", Need.household_id.in_(sub), Visit.deleted.is_(False))
          .order_by(Need.raised_on, Need.id).limit(limit))
     return [(n, h) for n, h in (await session.execute(q)).all()]
-
-
-async def households_in_scope(session: AsyncSession, scope: Scope) -> list[tuple[int, str, str, int | None]]:
-    """(id, head, village name, size) for every household the scope covers: the resolver's candidates."""
-    base = scope.household_filter(select(Household)).join(OrgUnit, OrgUnit.id == Household.village_id)
-    q = base.with_only_columns(Household.id, Household.head_name, OrgUnit.name, Household.size)
-    return [(i, h, v, s) for i, h, v, s in (await session.execute(q)).all()]
