@@ -376,7 +376,7 @@ class Outbox:
                     "last_error": f"{type(e).__name__}: {e}"[:255]}
         return {"status": "sent", "attempts": attempts, "sent_at": datetime.now(UTC),
                 "transport_message_id": sent.message_id, "last_error": None,
-                "file_content": None if row.file_kind else row.file_content}
+                "file_content": None}  # delivered: the attachment's bytes need not stay in the database
 
 
 def _in(seconds: float) -> datetime:

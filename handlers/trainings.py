@@ -20,6 +20,7 @@ from handlers.spreadsheets import Sheet, sheets_to_xlsx
 from handlers.text import Announcement, match_course, parse, parse_announcement
 from handlers.types import Button, ChatRef, Document
 from storage import trainings as st
+from storage.accounts import home_village
 from storage.messages import add_outbox, ledger_claim
 from storage.models import Household, InboxMessage, OrgUnit, Person, SendLedger, Signup, TrainingSession
 
@@ -68,11 +69,7 @@ def _status_zh(status: str, position: int | None = None) -> str:
 
 
 async def _home_village(ctx: Context) -> OrgUnit | None:
-    p = ctx.person
-    unit = await ctx.session.get(OrgUnit, p.unit_id) if p is not None and p.unit_id else None
-    while unit is not None and unit.level == "group" and unit.parent_id is not None:
-        unit = await ctx.session.get(OrgUnit, unit.parent_id)
-    return unit if unit is not None and unit.level == "village" else None
+    return await home_village(ctx.session, ctx.person.unit_id if ctx.person else None)
 
 
 async def _village(ctx: Context, name: str | None) -> tuple[int | None, str | None]:

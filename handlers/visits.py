@@ -14,7 +14,7 @@ from handlers.format import clip, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry
 from handlers.text import Correction, parse, parse_correction
 from handlers.types import Button, Reply
-from storage.accounts import in_scope, paired_household_ids
+from storage.accounts import home_village, in_scope, paired_household_ids
 from storage.models import Entry, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
 from storage.visits import (
     FollowUpIn,
@@ -69,13 +69,8 @@ def _to_date(v: Any) -> date | None:
 
 
 async def _home_village(ctx: Context) -> str | None:
-    p = ctx.person
-    if p is None or p.unit_id is None:
-        return None
-    unit = await ctx.session.get(OrgUnit, p.unit_id)
-    while unit is not None and unit.level == "group" and unit.parent_id is not None:
-        unit = await ctx.session.get(OrgUnit, unit.parent_id)
-    return unit.name if unit is not None and unit.level == "village" else None
+    village = await home_village(ctx.session, ctx.person.unit_id if ctx.person else None)
+    return village.name if village is not None else None
 
 
 # ---------------------------------------------------------------- logging a visit

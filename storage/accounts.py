@@ -92,6 +92,14 @@ async def redeem_invite(
     return Redeemed(person=person, identity=ident)
 
 
+async def home_village(session: AsyncSession, unit_id: int | None) -> OrgUnit | None:
+    """The village a person's unit is (or lies in, for a group); None for township and district units."""
+    unit = await session.get(OrgUnit, unit_id) if unit_id else None
+    while unit is not None and unit.level == "group" and unit.parent_id is not None:
+        unit = await session.get(OrgUnit, unit.parent_id)
+    return unit if unit is not None and unit.level == "village" else None
+
+
 async def unit_path(session: AsyncSession, unit_id: int | None) -> str | None:
     if unit_id is None:
         return None
