@@ -10,19 +10,11 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from bot.cli import CliState, pass_state, run
-from storage.engine import make_engine, make_sessionmaker, normalise_url
+from storage.engine import make_engine, make_sessionmaker, sqlite_file
 from storage.messages import purge_inbox_text
 from storage.models import AuditLog
-
-
-def _sqlite_path(url: str) -> Path | None:
-    u = make_url(normalise_url(url))
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
 
 
 def _audit(path: Path, action: str, detail: dict[str, object]) -> None:
@@ -42,7 +34,7 @@ def backup(state: CliState, out: str) -> None:
     """Copy the SQLite database with SQLite's online backup API (safe while the bot runs).
 
     For PostgreSQL use pg_dump (see docs/SECURITY.md)."""
-    src = _sqlite_path(state.settings.database.url)
+    src = sqlite_file(state.settings.database.url)
     if src is None:
         click.echo("backup works on SQLite; for PostgreSQL run: pg_dump -Fc -f FILE DBNAME "
                    "(see docs/SECURITY.md)", err=True)
@@ -75,7 +67,7 @@ def _is_empty(path: Path) -> bool:
 @pass_state
 def restore(state: CliState, file: str, force: bool) -> None:
     """Restore the SQLite database from a backup file. Refuses to overwrite data unless --force."""
-    dest = _sqlite_path(state.settings.database.url)
+    dest = sqlite_file(state.settings.database.url)
     if dest is None:
         click.echo("restore works on SQLite; for PostgreSQL use pg_restore (see docs/SECURITY.md)", err=True)
         sys.exit(2)

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from bot.app import App, prefs_from
 from bot.config import Settings
@@ -29,7 +28,7 @@ from handlers.digest import build_digest, bulletins, weekly_digests
 from handlers.reminders import morning_reminders
 from handlers.spreadsheets import import_spreadsheet
 from handlers.types import ChatRef, Incoming
-from storage.engine import normalise_url, upgrade_async
+from storage.engine import sqlite_file, upgrade_async
 from storage.models import (
     AuditLog,
     ChatGroup,
@@ -109,14 +108,9 @@ class Summary:
     messages: int = 0
 
 
-def _sqlite_file(url: str) -> Path | None:
-    u = make_url(normalise_url(url))
-    return Path(u.database) if u.get_backend_name() == "sqlite" and u.database not in (None, ":memory:") else None
-
-
 async def _prepare_database(settings: Settings) -> None:
     """Start from a clean database, but never wipe one that holds real (non-demo) data."""
-    path = _sqlite_file(settings.database.url)
+    path = sqlite_file(settings.database.url)
     if path is None or not path.exists():
         if path is None:
             raise SystemExit("the demo runs on the embedded SQLite database; point [database] url at a file")

@@ -30,6 +30,14 @@ def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    u = make_url(normalise_url(url))
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
 def make_engine(url: str, **kw: Any) -> AsyncEngine:
     url = normalise_url(url)
     kw.setdefault("json_serializer", _json_dumps)
