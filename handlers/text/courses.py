@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz
 
-from ._lexicon import DEFAULT_CATALOGUE, TRADES, trie_regex
+from ._lexicon import TRADES, trie_regex
 
 _FILLER_RE = re.compile(r"(?:培训班|培训|技术|技能|课程|班|课|那期|这期|那个|这个|第[一二三四五六七八九十\d]+期|[那这本下上]期)")
 _LEAD_FILLER = re.compile(r"^(?:那个|这个|那期|这期|那|这|个|的)+")
@@ -83,10 +83,35 @@ _COURSE_STOP = ("参加", "报名", "一下", "下", "把", "报", "想", "要",
                 "昨天", "今年", "一", "场", "们", "对", "给", "将", "于", "启动", "进行", "关于", "个人", "学", "习",
                 "退出", "退掉", "取消", "不去", "名额", "换成", "顶替", "代替", "说", "户")
 _KEEP_LEAD = ("那个", "这个")
+_NOT_A_COURSE = re.compile(r"中心|基地|学校|机构|学院|站|室|费|补贴|资金|经费")
+
+
+_INNER_SKIP = ("免费", "的")
 
 
 def _course_before(text: str, end: int, start_limit: int) -> int:
-    """Start index of the course name that ends at `end` (the char after 培训/班)."""
+    """Start index of the course name that ends at `end` (the char after 培训/班).
+    Words that sit between a name and its 培训 (刺梨管护的培训, 焊工、电工免费培训, 育婴员（初级）培训班) are stepped over."""
+    i = end
+    for w in _INNER_SKIP:
+        if text[max(0, i - len(w)):i] == w and i - len(w) > start_limit:
+            i -= len(w)
+            break
+    if text[i - 1:i] in ")）":
+        open_at = max(text.rfind("(", start_limit, i), text.rfind("（", start_limit, i))
+        if open_at > start_limit:
+            i = open_at
+    st = _course_scan(text, i, start_limit)
+    # a list of trades sharing one 培训: 焊工、电工培训
+    while st >= 2 and text[st - 1] in "、和及" and st < end:
+        m = _TRADE_RE.search(text, max(start_limit, st - 6), st - 1)
+        if m is None or m.end() != st - 1:
+            break
+        st = m.start()
+    return st
+
+
+def _course_scan(text: str, end: int, start_limit: int) -> int:
     i = end
     while i > start_limit:
         ch = text[i - 1]
@@ -117,6 +142,8 @@ def find_course(text: str, avoid: Sequence[tuple[int, int]] = ()) -> tuple[str, 
     for m in _COURSE_END.finditer(text):
         if any(s < m.end() and m.start() < e for s, e in avoid):
             continue
+        if _NOT_A_COURSE.match(text, m.end()):
+            continue  # 培训中心 / 培训基地: a place, not a course
         st = _course_before(text, m.start(), _floor(avoid, m.start(), max(0, m.start() - 10)))
         if st >= m.start():
             continue
@@ -145,26 +172,72 @@ def find_course(text: str, avoid: Sequence[tuple[int, int]] = ()) -> tuple[str, 
     return None
 
 
-def normalise_course(course: str, catalogue: Iterable[str] = DEFAULT_CATALOGUE) -> str:
-    """Cleaned course name: filler dropped, typos fixed against the catalogue, '培训' appended to a bare trade."""
-    cat = tuple(catalogue)
-    return _normalise_cached(course, cat)
+_NORM_LEAD = re.compile(r"^(?:(?:县里|镇上|区里|乡里|市里|村里|今年|明年|年后|年前|节后|下个?月|这个?月|[上下本这那]期|第[一二三四五六七八九十\d]+期)"
+                        r"|那个|这个|那期|这期|那|这|个|的|一个|免费的?)+")
+_NORM_DROP = re.compile(r"免费|的(?=培训|班|$)|(?:那|这|本|下|上)期|第[一二三四五六七八九十\d]+期")
+_NORM_TAIL = re.compile(r"(?:培训班|培训|班|课程|课)$")
+
+
+def _trade_vocab() -> tuple[str, ...]:
+    words = {w for w in TRADES if len(w) >= 2} | {"挖掘机", "电焊", "月嫂", "家政", "刺梨", "育婴员", "烹调", "蜂糖李"}
+    return tuple(sorted(words, key=len, reverse=True))
+
+
+_VOCAB = _trade_vocab()
+_VOCAB_SET = frozenset(_VOCAB)
+# Abbreviations that are not typos: the short form is how cadres type the trade (挖机 for 挖掘机).
+_ABBREV = {"挖机": "挖掘机"}
+
+
+def _fix_typos(c: str) -> str:
+    """Replace a window that is one keystroke off a trade word: a homophone (电汗→电焊, 月扫→月嫂) or, for a
+    3+-char word, one substituted char with the rest in place (挖据机→挖掘机)."""
+    for short, full in _ABBREV.items():
+        if short in c and full not in c:
+            c = c.replace(short, full)
+    out = c
+    i = 0
+    while i < len(out):
+        hit = None
+        for w in _VOCAB:
+            L = len(w)
+            win = out[i:i + L]
+            if len(win) < L or win == w:
+                if win == w:
+                    hit = (w, L, True)
+                    break
+                continue
+            diff = sum(a != b for a, b in zip(win, w, strict=True))
+            if diff != 1 or any(x in _VOCAB_SET for x in (win,)):
+                continue
+            if L >= 3 and win[0] == w[0]:
+                hit = (w, L, False)
+                break
+            if _py(win) == _py(w):
+                hit = (w, L, False)
+                break
+        if hit is not None:
+            out = out[:i] + hit[0] + out[i + hit[1]:]
+            i += hit[1]
+        else:
+            i += 1
+    return out
+
+
+def normalise_course(course: str) -> str:
+    """The course name as written, cleaned: leading filler and period words dropped, a typo of a known trade
+    fixed, '培训' as the one suffix. It is not mapped to a catalogue name (刺梨培训 stays 刺梨培训): matching the
+    county's real catalogue is the chat flow's job (`match_course`)."""
+    return _normalise_cached(course)
 
 
 @lru_cache(maxsize=4096)
-def _normalise_cached(course: str, cat: tuple[str, ...]) -> str:
-    c = core(course)
+def _normalise_cached(course: str) -> str:
+    c = (course or "").strip()
+    c = _NORM_LEAD.sub("", c)
+    c = _NORM_DROP.sub("", c)
+    c = _NORM_TAIL.sub("", c).strip(" 的")
     if not c:
-        return course
-    alias = _ALIASES.get(c)
-    ranked = match_course(alias or c, cat)
-    if ranked:
-        best, score = ranked[0]
-        bcore = core(best)
-        # a written name that is longer than the catalogue one (电商直播 ⊃ 电商) is a different, more specific course
-        narrower = bcore != c and bcore in c and not alias
-        # accept the catalogue name when the written core is contained in it or only a typo away
-        if not narrower and (score >= 88 or (alias and alias in bcore) or (
-                len(c) >= 2 and c in bcore and len(bcore) - len(c) <= 2)):
-            return best if best.endswith(("培训", "服务", "操作", "种植")) else best + "培训"
-    return c + "培训" if not c.endswith(("培训", "服务", "操作")) else c
+        return (course or "").strip()
+    c = _fix_typos(c)
+    return c + "培训"

@@ -44,7 +44,7 @@ def test_announcement() -> None:
         "【培训通知】县人社局定于12月10日—12月15日在县职校举办挖掘机操作培训，每天上午9:00-11:30，每村限报3人，"
         "共60人，脱贫户、监测户优先，年龄18-55周岁，报名截止12月5日，联系人：李主任，电话13800001111", NOW)
     assert a is not None
-    assert a.course_norm == "挖掘机操作" and a.place == "县职校"
+    assert a.course_norm == "挖掘机操作培训" and a.place == "县职校"
     assert a.sessions[0].start == "2026-12-10" and a.sessions[0].end == "2026-12-15"
     assert a.sessions[0].times == ("09:00-11:30",)
     assert (a.quota_per_village, a.quota_total, a.age_range) == (3, 60, (18, 55))

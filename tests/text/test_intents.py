@@ -75,13 +75,13 @@ def test_traditional_and_fullwidth_input() -> None:
 
 def test_signup_fields() -> None:
     r = p("刺黎种植 报名 高坡村 马德忠 13912345678 孙光辉 13887654321")
-    assert r["course_norm"] == "刺梨种植"
+    assert r["course_norm"] == "刺梨种植培训"  # as written, typo fixed; not a catalogue name
     assert r["participants"] == {"names": ["马德忠", "孙光辉"], "count": 2}
     assert r["phone"] == ["13912345678", "13887654321"]
     r = p("挖掘机班 报5个 名字晚点发")
-    assert r["participants"] == {"names": [], "count": 5} and r["course_norm"] == "挖掘机操作"
+    assert r["participants"] == {"names": [], "count": 5} and r["course_norm"] == "挖掘机培训"
     r = p("家政培训帮我报一下 沙坝村 龙桂英 电话 138****5678")
-    assert r["phone"] == "138****5678" and r["course_norm"] == "家政服务"
+    assert r["phone"] == "138****5678" and r["course_norm"] == "家政培训"
 
 
 def test_substitution() -> None:
