@@ -6,8 +6,10 @@ exactly what these rules expect); registered names arrive as whole jieba tokens 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ._lexicon import (
@@ -25,6 +27,8 @@ from ._lexicon import (
 )
 from ._numbers import NUM, parse_number
 from ._segment import jieba, word_freq
+
+log = logging.getLogger(__name__)
 
 Role = Literal["head", "member", "visitor"]
 
@@ -97,7 +101,11 @@ def window_bounds(tok: jieba.Tokenizer, text: str) -> set[int]:
 _VILLAGE_SUFFIX = re.compile(r"[村组寨屯]")
 _HAN = re.compile(r"[\u4e00-\u9fff]+")
 _VILLAGE_PREFIX_CHARS = frozenset("大小新老东西南北中高长白黑红青石龙马金银坝沙岩水田山河")
-_STEM_BAD_END = frozenset("各每全本该这那哪我你他她们个的了")
+_STEM_BAD_END = frozenset("各每全本该这那哪我你他她们个的了乡")  # 乡: 乡村振兴 is no village
+# A char before a 3-char stem that cannot belong to the name: the message start, punctuation or a preposition
+# (去凉水井组, 给花红树组). Then the whole stem is the name even when its last two chars are a word (红树, 水井).
+_STEM_LEFT_EDGE = frozenset("在去到给了从和跟往是住找问帮送拉")
+_NOT_VILLAGE_NEXT = frozenset("子")  # 寨子 / 村子: the common noun
 
 
 def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) -> list[Span]:
@@ -112,7 +120,7 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
         if covered[p]:
             continue
         nxt = text[p + 1: p + 2]
-        if nxt and nxt in VILLAGE_NEXT_BAD and not (nxt == "两" and text[p + 2: p + 3] != "委"):
+        if nxt and (nxt in VILLAGE_NEXT_BAD or nxt in _NOT_VILLAGE_NEXT) and not (nxt == "两" and text[p + 2: p + 3] != "委"):
             continue
         if text[p - 1: p].isdigit() or text[p - 1: p] in "一二三四五六七八九十":
             continue  # 3组 / 二组: a sub-unit number, not a name
@@ -122,7 +130,8 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
                and s2[-1] not in _STEM_BAD_END and (p - 2) in bounds)
         ok3 = (len(s3) == 3 and _HAN.fullmatch(s3) is not None and s3[0] not in VILLAGE_BAD_START
                and s3[-1] not in _STEM_BAD_END and (p - 3) in bounds
-               and ((p - 2) not in bounds or s3[0] in _VILLAGE_PREFIX_CHARS or s3[1] in "家")
+               and ((p - 2) not in bounds or s3[0] in _VILLAGE_PREFIX_CHARS or s3[1] in "家"
+                    or p == 3 or text[p - 4] in _DELIMS or text[p - 4] in _STEM_LEFT_EDGE)
                and s3[1] not in VILLAGE_BAD_START)
         if ok3:
             best = s3
@@ -220,6 +229,36 @@ def _is_lexical(word: str) -> bool:
     return m is not None and m.end() >= 2
 
 
+def _load_given_chars() -> dict[str, int]:
+    path = Path(__file__).with_name("data") / "given_name_chars.tsv"
+    out: dict[str, int] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("#"):
+                    continue
+                ch, _, n = line.rstrip("\n").partition("\t")
+                if ch and n.isdigit():
+                    out[ch] = int(n)
+    except OSError:  # a broken install: fall back to the context rules alone
+        log.warning("given-name char table missing at %s", path)
+    return out
+
+
+# How often each char appears in a given name (see bench/given_name_chars.py). A char never seen there (塌, 况, 种)
+# cannot continue a name, which rejects "路塌" / "解情况" / "包谷种" without listing those words.
+GIVEN_CHARS = _load_given_chars()
+
+
+def _run_len(text: str, pos: int) -> int:
+    m = _HAN.match(text, pos)
+    return len(m.group(0)) if m else 0
+
+
+def _implausible(given: str) -> bool:
+    return bool(GIVEN_CHARS) and any(GIVEN_CHARS.get(ch, 0) == 0 for ch in given)
+
+
 _BIRTH_ORDER = frozenset("大二三四五六七八九十幺")
 _HAN_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _GLUE_BAD = frozenset("的了是在和去到说要想把给家户村组寨口人里有没")
@@ -266,6 +305,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         hits.append(NameHit(s0, e0, name, "visitor" if visitor else ("member" if kin else "head"), kin, False))
         take(s0, e0)
     resume = 0
+    handed_on = -1
     for sm in _SURNAME_POS.finditer(text):
         i = sm.start()
         if i < resume or i >= n - 1:
@@ -275,10 +315,14 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if not free(i, i + slen + 1):
             continue
         ok, strong, kin, visitor = _left_context(text, i, village_ends)
+        if i == handed_on:
+            ok = True  # the word before was skipped as not-a-name (高处|姚德顺): its left context carries over
         if not ok:
             continue
         if i >= 1 and text[i - 1:i + 1] in _CUE_SET:
             continue  # the surname char closes a cue word (换成覃小东: 成 is not a surname here)
+        if i >= 1 and i not in village_ends and text[i - 1] not in _DELIMS and word_freq(tok, text[i - 1:i + 1]) >= 1000:
+            continue  # the surname char closes an ordinary word (了解情况: 解 belongs to 了解)
         g1 = text[i + slen: i + slen + 1]
         g2 = text[i + slen + 1: i + slen + 2]
         g3 = text[i + slen + 2: i + slen + 3]
@@ -287,11 +331,31 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         # 摆底村龙再先家: right after a village and right before 家, three chars read as a name
         glued = (strong and i in village_ends and g3 == "家" and _HAN_CHAR.fullmatch(g2 or "x") is not None
                  and g1 not in _GLUE_BAD and g2 not in _GLUE_BAD)
-        if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or (g1 in NOT_GIVEN2 and not (nickname or glued)) or (
+        # 户主：杨再学: after a label a lone three-char run is a name even if its 2nd char is usually a function word
+        labelled = strong and _run_len(text, i) == slen + 2 and GIVEN_CHARS.get(g1, 0) >= 10
+        if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or (g1 in NOT_GIVEN2 and not (nickname or glued or labelled)) or (
                 g1 == ch and slen == 1):
+            continue
+        if not (nickname or glued) and _implausible(g1):
             continue
         three = nickname or glued or (bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
             g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL)))
+        if three and not (nickname or glued) and _implausible(g2):
+            three = False
+        # 高处姚德顺: a common word (高处) right before another surname is not a name; the real one starts after it
+        if (three and word_freq(tok, text[i:i + slen + 1]) >= 300 and _SURNAME_POS.match(text, i + slen + 1)
+                and not _implausible(text[i + slen + 2:i + slen + 4]) and _run_len(text, i + slen + 1) >= 3):
+            handed_on = i + slen + 1
+            continue
+        # 房后山体: the last char opens the next word (山体), so neither 房后山 nor 房后 is a name
+        tail2 = text[i + slen + 1:i + slen + 3]
+        if three and not (nickname or glued) and len(tail2) == 2 and word_freq(tok, tail2) >= 300:
+            continue
+        # 安顺蜡染: a third char that cannot be in a name and does not close one either (家, 说, 的…) means the
+        # first two are part of some other word
+        if (not three and not (nickname or glued) and g2 and _HAN_CHAR.fullmatch(g2) is not None
+                and _implausible(g2) and g2 not in _NAME_STOP_AFTER and g2 not in _DELIMS):
+            continue
         if three and g2 == "家" and text[i + slen + 2: i + slen + 3] in ("", " ", ",", "，", "。"):
             three = False
         end = i + slen + (2 if three else 1)
