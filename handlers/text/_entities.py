@@ -394,17 +394,44 @@ class Clause:
     soft: bool  # began after 、: an item list continuing the previous clause
 
 
+# Voice-typed messages often come without any punctuation. Inside a long run, a discourse marker or a change of
+# speaker starts a new clause, so that triggers, dates and commitments stay with their own statement.
+_LONG_CLAUSE = 18
+_INNER_SPLIT = re.compile(r"(?<=.{4})(?=然后|还有就是|另外|但是|不过|我们(?!村|组|镇)|我(?=说|跟|把|明天|回头|下周|已经|帮|答应|喊|再)"
+                          r"|下次|下回|现在|等[^了]{1,8}了|(?:她|他)(?:家|说)|说这周|看看)")
+
+
+def _split_long(c: Clause) -> list[Clause]:
+    if len(c.text) < _LONG_CLAUSE:
+        return [c]
+    cuts = [m.start() for m in _INNER_SPLIT.finditer(c.text)]
+    cuts = [x for i, x in enumerate(cuts) if x >= 4 and (i == 0 or x - cuts[i - 1] >= 4)]
+    if not cuts:
+        return [c]
+    out: list[Clause] = []
+    prev = 0
+    for x in [*cuts, len(c.text)]:
+        if x - prev >= 2:
+            out.append(Clause(c.start + prev, c.start + x, c.text[prev:x], c.soft if not out else False))
+            prev = x
+    if prev < len(c.text):
+        last = out[-1]
+        out[-1] = Clause(last.start, c.end, c.text[last.start - c.start:], last.soft)
+    return out
+
+
 def clauses(text: str) -> list[Clause]:
+    """The message cut into clauses at punctuation, spaces, list commas and (in long runs) discourse markers."""
     out: list[Clause] = []
     pos = 0
     soft = False
     for m in _CLAUSE_SPLIT.finditer(text):
         if m.start() > pos:
-            out.append(Clause(pos, m.start(), text[pos:m.start()], soft))
+            out.extend(_split_long(Clause(pos, m.start(), text[pos:m.start()], soft)))
         soft = m.group(0) == "、"
         pos = m.end()
     if pos < len(text):
-        out.append(Clause(pos, len(text), text[pos:], soft))
+        out.extend(_split_long(Clause(pos, len(text), text[pos:], soft)))
     return out
 
 

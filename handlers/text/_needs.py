@@ -250,32 +250,62 @@ def _merge(needs: list[Need]) -> list[Need]:
 
 
 # ------------------------------------------------------------------------------------------------ follow-ups
-FU_RE = re.compile(
-    r"我(?:跟|和|给|去|来|帮|再|会|明天|明早|回头|尽快|马上|找|问问?|联系|把|这边|负责|争取|们(?:会|去|再|明天))"
-    r"|我(?:本周|这周|下周|月底|下个?月初?|\d{1,2}月\d{1,2}[日号]?)[一二三四五六日天]?(?:之?前)?(?:找|去|带|联系|把|帮|给|再|催)"
-    r"|回头|准备|打算|(?<!雨露)计划|争取|下步|下一步|已约|约了|约好|跟进|再说|结果出来|等.{0,6}(?:结果|通知|批下来)"
-    r"|明天|明早|明儿|后天|下周|下礼拜|下星期|过两天|过几天|改天|月底前|要尽快|尽快|抓紧|待.{0,4}后"
-    r"|要(?:去|帮|给|联系|协调|对接|核实|核查|评估|上报|申报|落实|跟进|反映|安排|上门|回访|走访|督促|把)"
+# A follow-up is something the sender commits to (or arranged to be done) in the future. Each clause is scored on
+# cue families instead of one alternation of whole phrases, so a new wording only has to hit one family:
+#   the sender as agent (我…去/带/问/把…, 我答应, 帮他问, 通知他)                    → a follow-up by itself
+#   a future time (明天, 下周, 这周三前, 节后, 等…了, 下次, 二天) or an intention word
+#   (准备, 打算, 争取, 尽快) together with an action verb (来看, 检修, 开会定)          → a follow-up
+#   done already (ends in 了, V了, 已经), a question, the household's own plan, advice to it → never
+_FU_TIME = re.compile(
+    r"明天|明早|明儿|后天|下周|下礼拜|下星期|下个?月|下回|下次|过两天|过几天|二天|改天|回头|过完年|开春|这周|本周|这个月|"
+    r"(?:月底|年底|周末|春节|过年|元旦|国庆|正月|腊月|节|年)[^了]{0,4}(?:前|后|那天)|"
+    r"等.{1,10}(?:了|后|再|时)|到了|有了|放完假|上班(?:那天|第一天|了)|"
+    r"(?:\d{1,2}|[一二三四五六七八九十]{1,3})[号日](?:那天|前|之前)"
 )
-_FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我|回头|准备|打算|下步|下一步|再|就|要|先|说)+")
+_FU_VERB = re.compile(r"去|来|带|送|交|报|联系|找|问|帮|给|看|修|检修|开会|定|发|办|申请|落实|评估|核实|统计|买|拿|催|对接|协调|"
+                      r"上报|申报|跟进|安排|批|鉴定|接|通知|告诉|打|上门|劝|装|弄|搞|做")
+_FU_AGENT = re.compile(
+    r"我(?:们)?[^，,。;；\s了]{0,6}?(?:去|带|问|送|报|联系|找|帮|给|催|跟进|落实|协调|申请|反映|对接|核实|统计|把|喊|叫|约|陪|"
+    r"开车|买|拿|交|发|请|打电话|再打|商量|上门|劝|说下|说一下|讲一下)|我答应|答应(?:帮|给|去)|"
+    r"帮(?:他|她|他们|她们)(?:问|申请|联系|报|办|买|找|争取)|(?:通知|告诉)(?:他|她|他们|她们)|再说$"
+)
+_FU_INTENT = re.compile(r"准备|打算|(?<!雨露)计划|争取|尽快|抓紧|跟进|下步|下一步|已约|约了|约好|待.{0,6}后|结果出来")
+_FU_DONE = re.compile(r"了(?:的)?$|过了$|(?:去|看|送|交|报|问|找|带|办|填|买|拿|发|领|修|接|打)了(?!解)|已经|已(?!约)|刚才|刚刚|早就")
+_FU_QUESTION = re.compile(r"[?？]|吗$|呢$|^(?:要不要|有没有|能不能|是不是|得不得)")
+# The household's own plan, or advice given to it ("我跟他说回来可以报…", "我说先去县医院"), is not the sender's job.
+_FU_NOT_OURS = re.compile(r"^(?:他|她|他们|她们|老人|户主|他家|她家|娃娃|孩子)(?:也|还|就)?(?:说|讲|想|打算|准备|答应)|^答应|"
+                          r"^说(?!.{0,4}(?:帮|给))|可以|先去.{0,8}住|我(?:说|跟他说|跟她说)(?:先|可以|就|让)")
+# Form labels ("下步打算：", "帮扶措施：") make every item under them a follow-up.
+FU_LABEL = re.compile(r"(?:下步打算|下一步打算|下步计划|帮扶措施|帮扶计划|拟采取措施|下步措施|落实措施|下步|打算|计划)\s*[:：]?\s*")
+FU_LABEL_ONLY = re.compile(r"^(?:下步打算|下一步打算|下步计划|帮扶措施|帮扶计划|拟采取措施|下步措施|落实措施|下步|下一步)\s*[:：]?$")
 
 
-# Reported speech ("他说下周的电焊培训去不了了") is the household's plan, not an action the sender takes.
-_REPORTED = re.compile(r"^(?:他|她|他们|她们|老人|户主|他家|她家)(?:也|还|就)?(?:说|讲|讲的)")
+def followup_score(clause_text: str) -> int:
+    """How strongly a clause reads as the sender's commitment (≥ 2 counts as a follow-up)."""
+    c = clause_text.strip()
+    if not c or _FU_DONE.search(c) or _FU_QUESTION.search(c) or _FU_NOT_OURS.search(c) or _DONE.match(c):
+        return 0
+    if _FU_AGENT.search(c):
+        return 3
+    if (_FU_TIME.search(c) or _FU_INTENT.search(c)) and _FU_VERB.search(c):
+        return 2
+    return 0
+
+
+def is_followup(clause_text: str) -> bool:
+    """True when the clause states something the sender will do (or has arranged to be done)."""
+    return followup_score(clause_text) >= 2
 
 
 # "今天我去他家把表填了": done today, a report rather than a plan.
 _DONE = re.compile(r"^(?:今天|今早|今上午|今下午|昨天|前天|刚才|刚刚)[^明后]*了$")
-
-
-def is_followup(clause_text: str) -> bool:
-    return (FU_RE.search(clause_text) is not None and _REPORTED.match(clause_text) is None
-            and _DONE.match(clause_text.strip()) is None)
+_FU_STRIP = re.compile(r"^(?:我说|我跟他说|我跟她说|我们|我|回头|准备|打算|下步|下一步|再|就|要|先|说|[:：])+")
 
 
 def action_text(clause_text: str, date_raws: list[str]) -> str:
-    a = clause_text
+    """The action of a follow-up clause: its dates, the sender's pronoun and form labels taken off."""
+    a = FU_LABEL.sub("", clause_text)
     for r in date_raws:
         a = a.replace(r, "")
     a = _FU_STRIP.sub("", a.strip())
-    return a.strip(" ,，。") or clause_text.strip()
+    return a.strip(" ,，。:：") or clause_text.strip()

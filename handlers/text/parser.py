@@ -29,7 +29,7 @@ from ._entities import (
     window_bounds,
 )
 from ._lexicon import KIN_WORDS
-from ._needs import action_text, extract_needs, is_followup
+from ._needs import FU_LABEL, FU_LABEL_ONLY, action_text, extract_needs, is_followup
 from ._norm import normalize
 from ._numbers import NUM, parse_number
 from ._segment import base_tokenizer
@@ -137,6 +137,7 @@ class _Ctx:
     course: tuple[str, int] | None
     starts: list[int]
     swap: tuple[list[str], list[str]] | None  # (withdrawn, joining) names of a substitution
+    listed: list[bool]  # the clause is an item of a form list (its own line, field or label section)
 
 
 def _today(now: Any) -> date:
@@ -206,10 +207,10 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     blocked = [(d.start, d.end) for d in dates] + [(a, b) for a, b, _ in phones]
     names = find_names(t, tok, villages, known_names, blocked)
     cls = clauses(t)
-    fu = [is_followup(c.text) for c in cls]
+    fu = followup_flags(t, cls)
     avoid = [(n.start, n.end) for n in names] + [(v.start, v.end) for v in villages]
     ctx = _Ctx(t, today, ref, hd[1] if hd else 0, villages, names, cls, fu, dates, phones, find_sizes(t),
-               find_course(t, avoid), [c.start for c in cls], _swap(t, names))
+               find_course(t, avoid), [c.start for c in cls], _swap(t, names), _listed(t, cls))
 
     intent, secondary = _intent(ctx)
     res["intent"] = intent
@@ -232,6 +233,39 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
         ph = _uniq([p for _, _, p in phones])
         res["phone"] = ph[0] if len(ph) == 1 else ph
     return res
+
+
+_SPACE_ONLY = re.compile(r"[ \u3000]+")
+_ITEM_SEP = re.compile(r"[\n|｜]")
+_FIELD_LABEL = re.compile(r"^[\u4e00-\u9fff]{2,6}\s*[:：]")
+
+
+def _listed(t: str, cls: list[Clause]) -> list[bool]:
+    out = []
+    for i, c in enumerate(cls):
+        sep = t[cls[i - 1].end:c.start] if i else ""
+        out.append(bool(_ITEM_SEP.search(sep)) or (sep in ("，", ",", "；", ";", "、") and bool(FU_LABEL.match(cls[i - 1].text))))
+    return out
+
+
+def followup_flags(t: str, cls: list[Clause]) -> list[bool]:
+    """Which clauses are follow-ups: each scored on its own, and every item under a form label (帮扶措施：A，B /
+    下步 报产业奖补) up to the next line or field."""
+    flags = [is_followup(c.text) for c in cls]
+    under_label = False
+    for i, c in enumerate(cls):
+        sep = t[cls[i - 1].end:c.start] if i else ""
+        if _ITEM_SEP.search(sep) or _FIELD_LABEL.match(c.text):
+            under_label = False
+        if FU_LABEL_ONLY.match(c.text):
+            flags[i] = False
+            under_label = True
+            continue
+        if FU_LABEL.match(c.text):
+            under_label = True
+        if under_label and len(c.text.strip()) >= 2:
+            flags[i] = True
+    return flags
 
 
 # ------------------------------------------------------------------------------------------------------ intent
@@ -551,9 +585,12 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
         item: dict[str, Any] = {"action": action, "due": due}
         if multi:
             item["household"] = _owner(c.start, heads, order)
-        # consecutive follow-up fragments split by spaces describe one action
-        if fus and i > 0 and ctx.fu[i - 1] and fus[-1]["due"] is None and due is None:
-            fus[-1]["action"] += c.text
+        # consecutive follow-up fragments split by spaces describe one action ("我跟村里商量下 这个月底前把他家报"),
+        # unless a form lists them as separate items
+        if (fus and i > 0 and ctx.fu[i - 1] and fus[-1]["due"] is None and not ctx.listed[i]
+                and (due is None or _SPACE_ONLY.fullmatch(t[ctx.clauses[i - 1].end:c.start]))):
+            fus[-1]["action"] += action
+            fus[-1]["due"] = due
             continue
         fus.append(item)
     res["follow_ups"] = fus
