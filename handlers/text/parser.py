@@ -54,8 +54,11 @@ def empty_result(intent: str = "other") -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ cue patterns
 _NOTICE = re.compile(
-    r"^\s*【[^】]{0,12}(?:通知|通报|公告|提醒|会议|紧急|预警|要求|安排|动态|简报|公示|快讯|招生|招聘)[^】]{0,12}】"
-    r"|^\s*(?:通知|公告|通报|提醒|温馨提示|紧急通知)\s*[:：\s]|请各|各村(?:要|务必|请|于)|务必|请于|严格执行|一律|不得|"
+    r"^\s*【[^】]{0,20}(?:通知|通报|公告|提醒|会议|紧急|预警|要求|安排|动态|简报|公示|快讯|招生|招聘)[^】]{0,12}】"
+    r"|^\s*【[^】]{0,12}(?:局|办|中心|专班|政府|指挥部|领导小组)】"
+    r"|^\s*(?:通知|公告|通报|提醒|温馨提示|紧急通知)\s*[:：\s]"
+    r"|^[^，。,\s]{0,14}(?:局|办|中心|专班|政府|指挥部)(?:通知|通报|提醒|要求)"
+    r"|请各|各(?:村|乡镇)(?:要|务必|请|于)|务必|请于|严格执行|一律|(?<!得)不得(?!不)|"
     r"各位(?:帮扶|驻村|网格|同事|领导|干部)?.{0,12}请"
 )
 _FORM = re.compile(r"【?(?:走访记录|入户记录|走访情况|民情日记|帮扶记录|遍访)|户主\s*[:：]?\s*[\u4e00-\u9fff]{2,4}\s*[|｜]")
@@ -356,7 +359,8 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     t = ctx.text
     heads = [n for n in ctx.names if n.role == "head"]
     people = [n for n in ctx.names if n.role != "visitor"]
-    form = _FORM.search(t) is not None
+    fm = _FORM.search(t)
+    form = fm is not None and fm.start() < 16  # a form opens with its label; 走访记录 mid-text is a topic
     if _NOTICE.search(t) and not form:
         return "other", []
     course = ctx.course
@@ -421,14 +425,29 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------------------- visit
+_GROUP_MORE = re.compile(r"座谈会|群众会|小会|开会.{0,10}户|(?:户|人)来的|来了.{0,4}(?:户|个人)|户代表")
+_PHONE_MORE = re.compile(r"视频了|视频一下|跟.{1,10}视频|打了.{0,4}电话(?!给(?:社区|镇|站|局|办|村|医院))|电话来|接到.{0,6}电话"
+                         r"|(?:走访|联系)方式\s*[:：]?\s*(?:电话|微信|视频)|(?:^|\s)电话(?:\s|$)|语音")
+_HOME_MORE = re.compile(r"屋头|(?:去|到)了?[^,，。;；\s]{1,12}(?:那户|户)(?![口主])|走了.{1,8}家|在.{1,10}家(?:坐|摆|聊|看|吃)"
+                        r"|拉了|拉过去|送过去|带过去|送了|带了|补了.{0,4}走访|(?:走访|联系)方式\s*[:：]?\s*(?:入户|上门)|入户\s*[:：]"
+                        r"|去了.{1,8}(?:村|组|寨)")
+
+
 def _visit_type(ctx: _Ctx) -> str | None:
+    """集中 beats the rest; being in the home beats a phone call in the same report (a call to an office or a
+    relayed call does not make the visit remote). Only what already happened counts, not follow-up clauses."""
     live = " ".join(c.text for c, f in zip(ctx.clauses, ctx.fu, strict=False) if not f)
-    if _GROUP_VISIT.search(live):
+    if _GROUP_VISIT.search(live) or _GROUP_MORE.search(live):
         return "集中走访"
-    if _PHONE_VISIT.search(live):
+    explicit_phone = re.search(r"电话回访|视频回访|微信回访|(?:走访|联系)方式\s*[:：]?\s*(?:电话|微信|视频)", live)
+    phone = explicit_phone is not None or _PHONE_VISIT.search(live) is not None or _PHONE_MORE.search(live) is not None
+    home = _HOME_VISIT.search(live) is not None or _HOME_MORE.search(live) is not None
+    if explicit_phone:
         return "电话回访"
-    if _HOME_VISIT.search(live):
+    if home:
         return "入户走访"
+    if phone:
+        return "电话回访"
     return None
 
 
