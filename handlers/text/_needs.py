@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ._entities import Clause
@@ -40,7 +41,14 @@ _ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|�
 _MONEY_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?万\d?|[一二两三四五六七八九十百千]+万[一二三四五六七八九千]?)(?:元|块)?"
                        r"|(?P<n2>\d+(?:\.\d+)?)\s*(?:元|块钱|块)")
 # Quantities that describe circumstances, not the need (80岁, 8亩 planted, 4500 a month).
-_CONTEXT_UNIT_PREV = re.compile(r"(?:月薪|工资|收入|一天|每天|年收入|种了|种|养了|家有)$")
+_CONTEXT_UNIT_PREV = re.compile(r"(?:月薪|工资|收入|一天|每天|年收入|种了|种|养了|养的|种的|家有)$")
+# A count of weeks, months or hours is a duration, never an item's quantity (开学两个礼拜了).
+_DURATION_AFTER = ("月", "人", "小", "礼", "星", "钟", "多月", "年", "天", "晚")
+# "没啥问题", "无新增困难", "莫得啥要帮的", "不缺啥": the household is fine. Such a clause never raises a need, and
+# a message that says so keeps only what was handed over in it (a benefit already held is context, not a need).
+NO_NEED = re.compile(r"(?:没|莫|无|不)(?:得)?(?:啥|什么|啥子|新增|其他|别的)?(?:子)?(?:问题|困难|要帮的?|需要|缺的?|诉求)"
+                     r"|不缺(?:啥|什么|啥子)?|一切(?:正常|都好)|都(?:好|正常)|情况稳定|目前稳定")
+_HANDED = re.compile(r"送|拉|带|发|给了|领")
 
 _SUFFIX = (
     (("坏",), "损坏"), (("漏",), "渗漏"), (("裂",), "开裂"), (("塌", "倒了"), "垮塌"), (("破",), "破损"),
@@ -102,7 +110,7 @@ def _qty(text: str, kw_start: int, kw_end: int) -> tuple[float | int | None, str
     best: tuple[int, float | int, str] | None = None
     for m in _QTY_RE.finditer(text):
         unit = m.group("u")
-        if unit == "亩" or (unit in ("个",) and text[m.end(): m.end() + 1] in ("月", "人", "小")):
+        if unit == "亩" or (unit in ("个",) and text[m.end():].startswith(_DURATION_AFTER)):
             continue
         if _CONTEXT_UNIT_PREV.search(text[: m.start()]):
             continue
@@ -163,8 +171,53 @@ def _category(kws: list[re.Match[str]], clause_text: str) -> tuple[Any, str, int
     return cat, item, m.start()
 
 
-def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: str) -> list[Need]:
-    """Needs in clause order. `masked` is `text` with names/villages/dates blanked so 水井村 is not 水井."""
+def _char_index() -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    for w, (cat, _item) in NEED_KEYWORDS.items():
+        if len(w) >= 2 and cat not in ("-", "?"):
+            for k, ch in enumerate(w):
+                out.setdefault(ch, []).append((w, k))
+    return out
+
+
+_CHAR_INDEX = _char_index()
+
+
+@lru_cache(maxsize=8192)
+def _char_py(ch: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    return lazy_pinyin(ch, style=Style.NORMAL)[0]
+
+
+def homophone_fixed(masked: str) -> str:
+    """`masked` with need keywords typed as homophones put right (低报→低保, 残急证→残疾证, 公义岗→公益岗): a window
+    that equals a keyword but for one char, that char sounding the same. Same length, so every offset holds."""
+    chars: list[str] | None = None
+    n = len(masked)
+    for i, ch in enumerate(masked):
+        for w, k in _CHAR_INDEX.get(ch, ()):
+            s, e = i - k, i - k + len(w)
+            if s < 0 or e > n:
+                continue
+            win = masked[s:e]
+            if win == w:
+                continue
+            diff = [j for j in range(len(w)) if win[j] != w[j]]
+            if len(diff) != 1 or not ("\u4e00" <= win[diff[0]] <= "\u9fff"):
+                continue
+            j = diff[0]
+            if _char_py(win[j]) == _char_py(w[j]):
+                if chars is None:
+                    chars = list(masked)
+                chars[s + j] = w[j]
+    return masked if chars is None else "".join(chars)
+
+
+def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: str, single: bool = True) -> list[Need]:
+    """Needs in clause order. `masked` is `text` with names/villages/dates blanked so 水井村 is not 水井.
+    `single`: the message is about one household, so a "no problems" statement speaks for all of it."""
+    masked = homophone_fixed(masked)
     needs: list[Need] = []
     prev_status: str | None = None
     for idx, c in enumerate(cls):
@@ -172,9 +225,17 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
             prev_status = None
             continue
         ctext = masked[c.start:c.end]
+        if NO_NEED.search(ctext):
+            prev_status = None
+            continue
         status, trig = trigger_status(ctext)
         if status is None and c.soft and prev_status is not None:
             status, trig = prev_status, ""
+        if status is None and idx + 1 < len(cls) and not fu_flags[idx + 1]:
+            # "复合肥4袋 已领" / "地膜2捆 还没到货": a short clause right after carries the item's status
+            nxt = masked[cls[idx + 1].start:cls[idx + 1].end]
+            if len(nxt) <= 6 and not _KW_RE.search(nxt) and not NO_NEED.search(nxt):
+                status, trig = trigger_status(nxt)
         training = _TRAINING_RE.search(ctext) is not None
         kws = [m for m in _KW_RE.finditer(ctext) if (training or m.group(0) not in _TRADE_SET)
                and NEED_KEYWORDS[m.group(0)][0] != "-"]
@@ -223,7 +284,32 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
                     continue
                 seen.add(c2)
                 needs.append(Need(idx, c.start + m.start(), c2, _item(it2, trig, ctext), None, None, status))
-    return _merge(needs)
+    out = _merge(needs)
+    _needs_in_followups(out, cls, fu_flags, masked)
+    if single and any(NO_NEED.search(masked[c.start:c.end]) for c in cls):
+        out = [n for n in out if n.status == "met" and _HANDED.search(masked[cls[n.clause].start:cls[n.clause].end])]
+    return out
+
+
+def _needs_in_followups(out: list[Need], cls: list[Clause], fu_flags: list[bool], masked: str) -> None:
+    """A follow-up that brings or files something ("给她带一床厚被子", "要把雨露计划的申请表交上去") states a need the
+    report has not named yet, or the quantity of one it has: still open, since it is yet to be done."""
+    for idx, c in enumerate(cls):
+        if not fu_flags[idx]:
+            continue
+        ctext = masked[c.start:c.end]
+        kws = [m for m in _KW_RE.finditer(ctext) if m.group(0) not in WEAK_KEYWORDS and m.group(0) not in _TRADE_SET
+               and NEED_KEYWORDS[m.group(0)][0] not in ("-", "?")]
+        if not kws:
+            continue
+        cat, item = NEED_KEYWORDS[kws[0].group(0)]
+        same = [n for n in out if str(n.category) == cat]
+        q, u = _qty(ctext, kws[0].start(), kws[0].end())
+        if same:
+            if same[-1].qty is None and q is not None and same[-1].status == "open":
+                same[-1].qty, same[-1].unit = q, u
+            continue
+        out.append(Need(idx, c.start + kws[0].start(), cat, item, q, u, "open", keyword=kws[0].group(0)))
 
 
 def _distinct(a: Need, b: Need) -> bool:

@@ -106,7 +106,7 @@ _HOME_VISIT = re.compile(
     r"|(?:去|跑|走)了(?:一)?趟")
 _VISIT_EVIDENCE = re.compile(r"走访|回访|入户|上门(?!女婿)|家访|看望|探望|慰问|看了|去了|去过|跑了|走了|电话打了|打了?电话|"
                              r"通了电话|视频|院坝会|见了|了解到|送了|送去|送到|反映|说|她家|他家|家里")
-_FAMILY_ALL = re.compile(r"两家|几家|每家|各家|每户|都说|都要|都缺|三家|都")
+_FAMILY_ALL = re.compile(r"[两三四五六七八九十几\d]+(?:家|户)\s*(?=都|各|每|一起|也)|两家|几家|每家|各家|每户|各(?=送|发|给|要|缺|领|拉|有)|都说|都要|都缺|都")
 _COUNT_TOTAL = re.compile(rf"(?:一共|总共|共|合计|总计)\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
 _COUNT_MORE = re.compile(rf"还有\s*(?P<n>{NUM})\s*(?:个|人|位|名)")
 _COUNT_PLAIN = re.compile(rf"(?:报\s*)?(?<![\d.])(?P<n>{NUM})\s*(?:个人|人|个|位|名)(?![月岁小])")
@@ -572,7 +572,7 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
     spans = [(v.start, v.end) for v in ctx.villages] + [(n.start, n.end) for n in ctx.names] + [
         (d.start, d.end) for d in ctx.dates] + [(a, b) for a, b, _ in ctx.phones]
     masked = _mask(t, spans)
-    needs = extract_needs(t, ctx.clauses, ctx.fu, masked)
+    needs = extract_needs(t, ctx.clauses, ctx.fu, masked, single=not multi)
     out_needs: list[dict[str, Any]] = []
     for n in needs:
         if multi:
@@ -586,6 +586,9 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
                 together = _FAMILY_ALL.search(t[heads[-1].end:]) or _FAMILY_ALL.search(own_clause)
                 n.households = group if len(group) >= 2 and together else [owner]
         out_needs.extend(n.as_dict(multi))
+    if multi:  # household by household, in the order the message names them
+        rank = {name: i for i, name in enumerate(order)}
+        out_needs.sort(key=lambda d: rank.get(d.get("household") or "", len(order)))
     res["needs"] = out_needs
 
     fus: list[dict[str, Any]] = []
