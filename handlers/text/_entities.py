@@ -163,6 +163,7 @@ _CUE_BEFORE = (
     "为", "让", "由", "向", "对", "请", "通知", "联系", "名字", "姓名", "还有", "改成", "换成", "换", "替换", "顶替",
     "加上", "加", "添上", "算上", "包括", "有", "见了", "遇到", "碰到", "打给", "电话给", "就是", "的",
     "代替", "接替", "让给", "转给", "取消", "撤掉", "去掉", "划掉", "删掉", "退掉", "那期", "这期", "上期", "下期", "本期", "培训", "班",
+    "说", "陪", "从", "看看",
 )
 # What right after a name marks it as a trainee being withdrawn or swapped: enough to trust a name that is also a
 # dictionary word (李四换王五, 李四的名额给王五).
@@ -179,12 +180,21 @@ _NAME_CHAR_UNLESS_TIME = frozenset("明今昨前后才")
 _TIME_TAIL = frozenset("天年早晚儿日个后")
 _SURNAME_CLASS = "".join(sorted(SURNAMES))
 _KIN_FORM = re.compile(
-    rf"(?<![\u4e00-\u9fff])老(?P<a>[{_SURNAME_CLASS}])(?:头|汉|太|婆)?(?=家)|(?P<b>[{_SURNAME_CLASS}])(?:大|二|三|四|幺|小)?"
-    r"(?:大妈|大娘|大爷|大伯|大叔|大婶|大姐|大哥|二哥|二姐|三哥|叔|婶|伯|嫂|奶奶|爷爷|婆婆|老汉|老太|老师|师傅|支书)"
+    rf"老(?P<a>[{_SURNAME_CLASS}])(?:头|汉|太|婆)?(?=家|那户|屋头)|(?P<b>[{_SURNAME_CLASS}])(?:大|二|三|四|幺|小)?"
+    r"(?:大妈|大娘|大爷|大伯|大叔|大婶|大姐|大哥|二哥|二姐|三哥|叔|婶|伯|嫂|奶奶|爷爷|婆婆|老汉|老太|老师|师傅|支书"
+    r"|二?嬢|孃|幺爸|伯娘|幺妹|医生|书记|主任|校长|站长|所长)"
 )
+# Someone named by a title (韦老师, 杨医生, 李书记) is a helper on the visit, never the household.
+_TITLE_TAIL = ("老师", "师傅", "支书", "医生", "书记", "主任", "校长", "站长", "所长")
+# What right after a would-be name marks it as a person even without a cue before it (坝脚韦明光家, 竹林湾谢光林两口子,
+# 给龙潭湾石光明打了电话): a home, a couple, speech, a kin relation, a call.
+_RIGHT_CUE = re.compile(r"家|那户|户(?![口主])|两口子?|老两口|说|讲|的(?:儿子|女儿|媳妇|老婆|老公|老伴|孙|妈|爸|哥|弟|姐|妹)"
+                        r"|他(?:妈|爸|哥|弟|姐|妹|老婆|媳妇|儿子|女儿)|打了?电话|打了|接电话|屋头|报名|报个名|不去了|去不了|聊|视频|通了?电话"
+                        r"|[\s，,]+(?:他|她)(?:说|讲|家|们)")
 
 
 _VISITOR_SET = frozenset(_VISITOR_CUES)
+_WEAK_CUES = frozenset({"说", "陪", "从", "看看"})
 _KIN_SET = frozenset(k for k in KIN_WORDS if len(k) >= 2)
 _CUE_SET = frozenset(_CUE_BEFORE)
 _STRONG_CUES = frozenset({"户主", "看望", "探望", "看了", "慰问"})
@@ -302,6 +312,8 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if not (ok or prev in "的" or s0 == 0):
             continue
         name = m.group(0)
+        if name.endswith(_TITLE_TAIL):
+            visitor = True
         hits.append(NameHit(s0, e0, name, "visitor" if visitor else ("member" if kin else "head"), kin, False))
         take(s0, e0)
     resume = 0
@@ -317,8 +329,15 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         ok, strong, kin, visitor = _left_context(text, i, village_ends)
         if i == handed_on:
             ok = True  # the word before was skipped as not-a-name (高处|姚德顺): its left context carries over
+        if not ok and _RIGHT_CUE.match(text, i + slen + 2) and GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0) >= 10 \
+                and GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0) >= 10:
+            ok = True  # a bare place name before it (坝脚|韦明光家): the right side vouches for a 3-char name
         if not ok:
             continue
+        if text[max(0, i - 2):i] in _WEAK_CUES or text[i - 1:i] in _WEAK_CUES:
+            # 说/陪/从 open many phrases (说米快吃完了): only a name made of real given-name chars counts after them
+            if min(GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0), GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0)) < 20:
+                continue
         if i >= 1 and text[i - 1:i + 1] in _CUE_SET:
             continue  # the surname char closes a cue word (换成覃小东: 成 is not a surname here)
         if i >= 1 and i not in village_ends and text[i - 1] not in _DELIMS and word_freq(tok, text[i - 1:i + 1]) >= 1000:
@@ -332,7 +351,9 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         glued = (strong and i in village_ends and g3 == "家" and _HAN_CHAR.fullmatch(g2 or "x") is not None
                  and g1 not in _GLUE_BAD and g2 not in _GLUE_BAD)
         # 户主：杨再学: after a label a lone three-char run is a name even if its 2nd char is usually a function word
-        labelled = strong and _run_len(text, i) == slen + 2 and GIVEN_CHARS.get(g1, 0) >= 10
+        isolated3 = _run_len(text, i) == slen + 2 and (i == 0 or text[i - 1] in _DELIMS) and GIVEN_CHARS.get(
+            text[i + slen + 1:i + slen + 2], 0) >= 10
+        labelled = (strong or isolated3) and _run_len(text, i) == slen + 2 and GIVEN_CHARS.get(g1, 0) >= 10
         if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or (g1 in NOT_GIVEN2 and not (nickname or glued or labelled)) or (
                 g1 == ch and slen == 1):
             continue
@@ -365,6 +386,10 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         bigram = text[i:i + slen + 1]
         if _is_lexical(name) or _is_lexical(bigram):
             continue
+        if word_freq(tok, bigram) >= 1000 and not labelled:
+            continue  # 卫生室, 高考: surname char + next char form an everyday word
+        if len(name) == slen + 1 and not strong and GIVEN_CHARS.get(g1, 0) < 5:
+            continue  # 牛卖了: a two-char "name" needs a given-name char that names really use
         if not strong and (word_freq(tok, bigram) >= 100 or word_freq(tok, name) >= 100) and not (
                 text.startswith(_SWAP_AFTER, end) or _suffix_in(text[max(0, i - 3):i], _SWAP_BEFORE)):
             # an isolated three-char name (周正华 5口) survives a common first bigram (周正)

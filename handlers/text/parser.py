@@ -68,7 +68,7 @@ _PAST = re.compile(r"了|过|已经|已")
 _ATTEND = re.compile(r"开班|开课|开学|结业|来了\s*\d+\s*(?:个|人|多人|多个)|到了\s*\d+\s*人|签到|出勤|参训|到课")
 _QUERY = re.compile(r"[?？]|吗\s*$|吗[,，。]|呢\s*$|什么时候|啥时候|哪里|哪儿|在哪|哪个|哪些|谁|几点|几号|多少|怎么|咋|如何|是否"
                     r"|能不能|可不可以|有没有|是不是|要不要|还是.{0,8}$|哪天|哪一天|几时|何时|多久|多长时间|收不收|要钱不")
-_SIGNUP = re.compile(r"报名|报个名|报了名|报上|想报|要报|帮.{0,12}?报|给.{0,8}?报|报\s*(?:" + NUM + r")\s*个|参加.{0,8}(?:培训|班)"
+_SIGNUP = re.compile(r"报名|报个名|报了名|报上(?!去|来)|想报|要报|帮.{0,12}?报|给.{0,8}?报|报\s*(?:" + NUM + r")\s*个|参加.{0,8}(?:培训|班)"
                      r"|(?:^|[\s,，:：])报(?=[\s\u4e00-\u9fff]{0,3}(?:培训|班)|\s)")
 # Seats held ("先占4个位置", "给我们留两个名额"); literal-first so the scan stays cheap, the numeral is checked after.
 _SEATS = re.compile(rf"个(?:名额|位置|位子|指标)|[占留]\s*(?:{NUM})\s*个")
@@ -95,7 +95,7 @@ _SWAP = re.compile(
     r"|(?P<new_first>顶替|代替|接替|替换|替(?=他|她|[\u4e00-\u9fff]{2,4}))"
     r"|(?P<fill>顶上|补上|替上|顶进来|补进来)"  # 郑玉兰退出 龚小红顶上: the newcomer stands before the cue
 )
-_PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了个?电话|给.{1,8}?打了?个?电话|打电话给|电话里|电话中|电话问|电话说"
+_PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了.{0,4}电话|给.{1,8}?打了?个?电话|打电话给|电话里|电话中|电话问|电话说"
                           r"|通了电话|电话沟通|电话核实|微信视频|视频通话|视频回访|视频连线|语音通话|微信语音|微信回访|微信联系"
                           r"|电话访问|电话走访|电话了解|打了一?通电话|电话打不通|电话没人接|电话没接|电话关机|打不通")
 _GROUP_VISIT = re.compile(r"集中走访|院坝会|坝坝会|群众会|户主会|村民大会|村民会|在村委会.{0,8}(?:开|搞|召开|集中|座谈)|召集.{0,6}(?:群众|户)")
@@ -141,6 +141,22 @@ class _Ctx:
     starts: list[int]
     swap: tuple[list[str], list[str]] | None  # (withdrawn, joining) names of a substitution
     listed: list[bool]  # the clause is an item of a form list (its own line, field or label section)
+
+
+_TRAINING_CUE = re.compile(r"报|学|培训|班|名额|课|期")
+
+
+def _course_in(t: str, avoid: list[tuple[int, int]]) -> tuple[str, int] | None:
+    """The course a message names. A bare trade word (养殖, 电商) is a course only where the message speaks of
+    training at all: "去养殖场问价" is an errand, "报个名 养鸡" a sign-up."""
+    c = find_course(t, avoid)
+    if c is not None and not _COURSE_WORD.search(c[0]) and not _TRAINING_CUE.search(t) and not _WITHDRAW.search(t) \
+            and not _SWAP.search(t):
+        return None
+    return c
+
+
+_COURSE_WORD = re.compile(r"培训|班|课")
 
 
 def _today(now: Any) -> date:
@@ -213,7 +229,7 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     fu = followup_flags(t, cls)
     avoid = [(n.start, n.end) for n in names] + [(v.start, v.end) for v in villages]
     ctx = _Ctx(t, today, ref, hd[1] if hd else 0, villages, names, cls, fu, dates, phones, find_sizes(t),
-               find_course(t, avoid), [c.start for c in cls], _swap(t, names), _listed(t, cls))
+               _course_in(t, avoid), [c.start for c in cls], _swap(t, names), _listed(t, cls))
 
     intent, secondary = _intent(ctx)
     res["intent"] = intent
