@@ -93,10 +93,13 @@ def _course_before(text: str, end: int, start_limit: int) -> int:
     """Start index of the course name that ends at `end` (the char after 培训/班).
     Words that sit between a name and its 培训 (刺梨管护的培训, 焊工、电工免费培训, 育婴员（初级）培训班) are stepped over."""
     i = end
-    for w in _INNER_SKIP:
-        if text[max(0, i - len(w)):i] == w and i - len(w) > start_limit:
-            i -= len(w)
-            break
+    stepped = True
+    while stepped:
+        stepped = False
+        for w in _INNER_SKIP:
+            if text[max(0, i - len(w)):i] == w and i - len(w) > start_limit:
+                i -= len(w)
+                stepped = True
     if text[i - 1:i] in ")）":
         open_at = max(text.rfind("(", start_limit, i), text.rfind("（", start_limit, i))
         if open_at > start_limit:
@@ -145,8 +148,8 @@ def find_course(text: str, avoid: Sequence[tuple[int, int]] = ()) -> tuple[str, 
         if _NOT_A_COURSE.match(text, m.end()):
             continue  # 培训中心 / 培训基地: a place, not a course
         st = _course_before(text, m.start(), _floor(avoid, m.start(), max(0, m.start() - 10)))
-        if st >= m.start():
-            continue
+        if st >= m.start() or not core(text[st:m.start()]).strip("的 "):
+            continue  # 各村的培训报名表: nothing names the course
         # 值班/上班/加班 are not classes: a bare 班 only counts after a trade word
         if m.group(0) == "班" and not _TRADE_RE.search(text, st, m.start()):
             continue

@@ -87,6 +87,8 @@ _WITHDRAW = re.compile(r"不去了|不来了|不参加了?|参加不了了?|去�
 # What sits between a name and its withdrawal must not be an errand of its own ("马德忠说医院不去了", "开会不来了").
 _NOT_TRAINING = re.compile(r"医院|卫生院|诊所|看病|住院|学校|上学|上班|开会|会议|院坝会|体检|检查|赶集|赶场|吃酒|低保|补贴|救助|工地|厂里"
                            r"|镇上|县里|乡里|城里|街上")
+_IS_NOT = re.compile(r"(?:是|报的是)\s*(?P<pos>[\u4e00-\u9fff]{2,8}?)\s*[,，]?\s*(?:不是|而不是)\s*(?P<neg>[\u4e00-\u9fff]{2,8})"
+                     r"|不是\s*(?P<neg2>[\u4e00-\u9fff]{2,8}?)\s*[,，]?\s*(?:是|而是)\s*(?P<pos2>[\u4e00-\u9fff]{2,8})")
 _CLAUSE_BREAK = re.compile(r"[,，。;；!！?？\s]")
 # Substitutions. old→new: 把X换成Y, X换Y, X改成Y, X的名额给Y, X不去了 换他表哥Y; new→old: Y顶替X, Y替X去, Y代替X.
 _SUBST = re.compile(r"换成|换人|顶替|替换|改成|替他|替她|换为")
@@ -343,13 +345,29 @@ def _swap(t: str, names: list[NameHit]) -> tuple[list[str], list[str]] | None:
             else:
                 continue
         else:  # 把韦小兵换成覃小东 / 韦小兵不去了 换他表哥覃小东 / 李四的名额给王五
-            if not before or not after or after[0].start - m.end() > 5 or m.start() - before[-1].end > 12:
+            gap = t[m.end():after[0].start] if after else ""
+            if not before or not after or (after[0].start - m.end() > 5 and not _KIN_GAP.fullmatch(gap)) \
+                    or m.start() - before[-1].end > 12:
                 continue
             old, new = before, after[:1] + [n for n in after[1:] if n.role == "member" or n.start - m.end() <= 8]
         out_old = _uniq([n.name for n in old])
         out_new = [x for x in _uniq([n.name for n in new]) if x not in out_old]
         if out_old and out_new:
             return out_old, out_new
+    return None
+
+
+def _is_not(t: str, people: list[NameHit]) -> tuple[str, str, bool] | None:
+    """A correction "是X 不是Y" / "不是Y 是X": (right, wrong, about_person). Only names or course words count."""
+    m = _IS_NOT.search(t)
+    if m is None:
+        return None
+    pos, neg = m.group("pos") or m.group("pos2"), m.group("neg") or m.group("neg2")
+    names = {n.name for n in people}
+    if pos in names and neg in names:
+        return pos, neg, True
+    if find_course(pos) is not None and find_course(neg) is not None:
+        return pos, neg, False
     return None
 
 
@@ -396,6 +414,8 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     q = _QUERY.search(t)
     if q and _ASKS_STATUS.search(t):
         return "query", []
+    if (course is not None or "报" in t) and _is_not(t, people) is not None:
+        return "training_signup", ["training_cancel"]  # "龙志强报的是电焊 不是电工": one course for another
     if ctx.swap and (training_ctx or not (anchor or household_cue)) and not (anchor and heads and not signup):
         return "training_signup", ["training_cancel"]
     withdrawn = cancel is not None and (training_ctx or (
@@ -656,7 +676,7 @@ def _count(t: str, names: int) -> int | None:
 def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[str],
                    course: tuple[str, int] | None) -> None:
     t = ctx.text
-    people = [n for n in ctx.names if n.role != "visitor"]
+    people = _trainees(t, [n for n in ctx.names if n.role != "visitor"])
     if intent == "visit_log":
         sm = _SIGNUP.search(t)
         idx = _clause_of(ctx, sm.start()) if sm else -1
@@ -711,10 +731,47 @@ def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[
         owner = [n.name for n in people if n.start < pm.start()]
         raw = f"{owner[-1]}的{kin}" if owner else kin
         names_out.append({"ambiguous": True, "raw": raw, "candidates": [], "note": "name pending"})
+    names_out = _with_spouses(t, names_out, people)
+    fix = _is_not(t, people)
+    if fix is not None:
+        right, wrong, person = fix
+        if person:
+            names_out = [right]
+            res["cancelled"] = {"names": [wrong], "count": 1, "course": course[0] if course else None}
+        else:
+            names_out = [x for x in names_out if isinstance(x, str)] or names_out
+            res["course"], res["course_norm"] = right, normalise_course(right)
+            res["cancelled"] = {"names": list(names_out), "count": len(names_out), "course": wrong}
     count = _count(t, len(names_out)) if not cancelled else len(names_out)
     res["participants"] = {"names": names_out, "count": count if count is not None else len(names_out)}
     if intent == "training_signup":
         _fill_announcement_dates(ctx, res)
+
+
+_KIN_GAP = re.compile(rf"\s*(?:他|她)?的?(?:{_KIN_WORDS_RE}|妇)*\s*(?:叫|是|名字叫)?\s*")
+_KIN_LINK = re.compile(rf"\s*的?(?:{_KIN_WORDS_RE}|妇)+\s*(?:叫|是)?\s*")
+_COUPLE = re.compile(r"\s*(?:两口子|两口|夫妻俩|夫妻两个|老两口)")
+
+
+def _trainees(t: str, people: list[NameHit]) -> list[NameHit]:
+    """People a sign-up is for: in "吴德昌的媳妇张小翠" the trainee is 张小翠; 吴德昌 only says whose family."""
+    out: list[NameHit] = []
+    for i, n in enumerate(people):
+        nxt = people[i + 1] if i + 1 < len(people) else None
+        if nxt is not None and _KIN_LINK.fullmatch(t[n.end:nxt.start]) and nxt.start - n.end <= 8:
+            continue
+        out.append(n)
+    return out
+
+
+def _with_spouses(t: str, names: list[Any], people: list[NameHit]) -> list[Any]:
+    """A couple (X两口子) is two trainees: X and X's unnamed spouse, kept as a placeholder to be named later."""
+    out = list(names)
+    for n in people:
+        if n.name in names and _COUPLE.match(t, n.end):
+            at = out.index(n.name) + 1
+            out.insert(at, {"ambiguous": True, "raw": f"{n.name}的配偶", "candidates": [], "note": "spouse (两口子) not named"})
+    return out
 
 
 def _fill_announcement_dates(ctx: _Ctx, res: dict[str, Any]) -> None:
