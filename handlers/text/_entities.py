@@ -106,6 +106,9 @@ _STEM_BAD_END = frozenset("各每全本该这那哪我你他她们个的了乡")
 # (去凉水井组, 给花红树组). Then the whole stem is the name even when its last two chars are a word (红树, 水井).
 _STEM_LEFT_EDGE = frozenset("在去到给了从和跟往是住找问帮送拉")
 _NOT_VILLAGE_NEXT = frozenset("子")  # 寨子 / 村子: the common noun
+_STEM_NEVER = frozenset("趟次遍陪今昨明")  # 去了两趟鲊屯, 今天陪村…: a verb phrase, not a name
+# Guizhou toponyms without 村/组 (周家湾, 黄家坝, 茅草坪, 鲊屯, 坝脚, 王官) end in a landform or settlement char.
+GEO_TAIL = frozenset("湾坝坪寨屯脚头沟坡岩冲坎塘井田山岭垭堡营关场坳院板林官庄凹槽箐河桥洞坝滩弯窝厂铺")
 
 
 def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) -> list[Span]:
@@ -128,19 +131,23 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
         s3, s2 = text[max(0, p - 3):p], text[max(0, p - 2):p]
         ok2 = (len(s2) == 2 and _HAN.fullmatch(s2) is not None and s2[0] not in VILLAGE_BAD_START
                and s2[-1] not in _STEM_BAD_END and (p - 2) in bounds)
+        edge = p == 3 or (p > 3 and (text[p - 4] in _DELIMS or text[p - 4] in _STEM_LEFT_EDGE))
         ok3 = (len(s3) == 3 and _HAN.fullmatch(s3) is not None and s3[0] not in VILLAGE_BAD_START
-               and s3[-1] not in _STEM_BAD_END and (p - 3) in bounds
-               and ((p - 2) not in bounds or s3[0] in _VILLAGE_PREFIX_CHARS or s3[1] in "家"
-                    or p == 3 or text[p - 4] in _DELIMS or text[p - 4] in _STEM_LEFT_EDGE)
-               and s3[1] not in VILLAGE_BAD_START)
+               and s3[-1] not in _STEM_BAD_END and ((p - 3) in bounds or edge)
+               and ((p - 2) not in bounds or s3[0] in _VILLAGE_PREFIX_CHARS or s3[1] in "家" or edge)
+               and s3[1] not in VILLAGE_BAD_START and not any(ch in _STEM_NEVER for ch in s3))
+        ok1 = (p >= 1 and text[p - 1] in _ONE_CHAR_STEMS and (p == 1 or text[p - 2] in _DELIMS or text[p - 2] in "①②③④⑤⑥⑦⑧⑨")
+               and text[p] in "寨屯" and text[p + 1:p + 2] not in ("村", "组"))
         if ok3:
             best = s3
         elif ok2:
             best = s2
+        elif ok1:
+            best = text[p - 1]
         if best is None:
             continue
         name = best + text[p]
-        if name in VILLAGE_BAD_WORDS or any(ch in "的了是在和" for ch in best):
+        if name in VILLAGE_BAD_WORDS or any(ch in "的了是在和" for ch in best) or "大家" in text[max(0, p - 4):p]:
             continue
         out.append(Span(p - len(best), p + 1, name))
     out.sort(key=lambda s: s.start)
@@ -153,6 +160,48 @@ def find_villages(text: str, bounds: set[int], known: list[Span] | None = None) 
             continue
         merged.append(s)
     return merged
+
+
+_ONE_CHAR_STEMS = frozenset("新老上下大小中前后东西南北高")  # 新寨, 上寨, 下寨 at the start of an entry
+_PLACE_NOT_FIRST = frozenset("了去到在从跟给的两把又")
+_PLACE_CUE = ("去了", "去", "到了", "到", "在", "从", "跟", "给", "回访了", "看了", "走访了", "走了", "入户", "慰问")
+
+
+def bare_places(text: str, heads: list[tuple[int, int]], taken: list[Span]) -> list[Span]:
+    """Place names written without 村/组 (周家湾周德林, 去了黄家坝黄光贵家, "水井湾 何光全"): a 2-4 char run ending in a
+    landform char (GEO_TAIL), standing right before a household head or as a token of its own next to one, and
+    opened by a place cue, a delimiter or the message start."""
+    out: list[Span] = []
+    used = [(v.start, v.end) for v in taken]
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= x or a >= y for x, y in used)
+
+    for hs, _he in heads:
+        # glued: the run right before the name
+        for size in (4, 3, 2):
+            a = hs - size
+            if a < 0:
+                continue
+            run = text[a:hs]
+            if not _HAN.fullmatch(run) or run[-1] not in GEO_TAIL or not free(a, hs) or run[0] in _PLACE_NOT_FIRST \
+                    or any(ch in _STEM_NEVER for ch in run):
+                continue
+            left = text[:a]
+            if a == 0 or left[-1] in _DELIMS or left.endswith(_PLACE_CUE):
+                out.append(Span(a, hs, run))
+                used.append((a, hs))
+                break
+        else:
+            # a token of its own just before the name ("①上寨 罗文才", "水井湾 何光全")
+            m = re.search(r"([\u4e00-\u9fff]{2,4})[ \u3000,，:：]+$", text[max(0, hs - 8):hs])
+            if m:
+                run = m.group(1)
+                a = max(0, hs - 8) + m.start(1)
+                if run[-1] in GEO_TAIL and free(a, a + len(run)) and (a == 0 or text[a - 1] in _DELIMS or text[a - 1] in "①②③④⑤⑥⑦⑧⑨"):
+                    out.append(Span(a, a + len(run), run))
+                    used.append((a, a + len(run)))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------- names
@@ -309,7 +358,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
             continue
         ok, _strong, kin, visitor = _left_context(text, s0, village_ends)
         prev = text[s0 - 1: s0]
-        if not (ok or prev in "的" or s0 == 0):
+        if not (ok or prev in "的" or s0 == 0 or m.group("a")):  # 老王家 needs no cue: 家 vouches for it
             continue
         name = m.group(0)
         if name.endswith(_TITLE_TAIL):

@@ -37,7 +37,7 @@ _UNITS = ("公斤", "千克", "万元", "块钱", "斤", "吨", "袋", "床", "�
           "米", "卷", "捆", "担", "筐", "部", "副", "对", "顶", "口锅", "亩")
 _QTY_RE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})(?P<half>半)?(?![分位门缝洞眼道])")
 _QTY_BEFORE = re.compile(rf"(?P<n>{NUM})\s*(?P<u>{trie_regex(_UNITS)})的?$")
-_ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|给了?)(?P<u>个|台|床|件|把|辆|部|副)")
+_ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|给了?)(?P<u>个|台|床|件|辆|部|副)")
 _MONEY_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?万\d?|[一二两三四五六七八九十百千]+万[一二三四五六七八九千]?)(?:元|块)?"
                        r"|(?P<n2>\d+(?:\.\d+)?)\s*(?:元|块钱|块)")
 # Quantities that describe circumstances, not the need (80岁, 8亩 planted, 4500 a month).
@@ -304,7 +304,7 @@ def _needs_in_followups(out: list[Need], cls: list[Clause], fu_flags: list[bool]
             continue
         cat, item = NEED_KEYWORDS[kws[0].group(0)]
         same = [n for n in out if str(n.category) == cat]
-        q, u = _qty(ctext, kws[0].start(), kws[0].end())
+        q, u = _qty(ctext, kws[0].start(), kws[0].end()) if _QTY_RE.search(ctext) else (None, None)
         if same:
             if same[-1].qty is None and q is not None and same[-1].status == "open":
                 same[-1].qty, same[-1].unit = q, u

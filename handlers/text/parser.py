@@ -18,6 +18,7 @@ from ._entities import (
     NameHit,
     SizeHit,
     Span,
+    bare_places,
     boundaries,
     clauses,
     find_names,
@@ -229,6 +230,11 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     names = find_names(t, tok, villages, known_names, blocked)
     cls = clauses(t)
     fu = followup_flags(t, cls)
+    heads = [(n.start, n.end) for n in names if n.role == "head"]
+    if heads:
+        extra = bare_places(t, heads, villages)
+        if extra:
+            villages = sorted(villages + extra, key=lambda v: v.start)
     avoid = [(n.start, n.end) for n in names] + [(v.start, v.end) for v in villages]
     ctx = _Ctx(t, today, ref, hd[1] if hd else 0, villages, names, cls, fu, dates, phones, find_sizes(t),
                _course_in(t, avoid), [c.start for c in cls], _swap(t, names), _listed(t, cls))
