@@ -84,7 +84,7 @@ for _w in NOT_NEEDS:
 WEAK_KEYWORDS = frozenset({"房", "病", "药", "墙", "苗", "菜", "油", "米", "床", "柴", "煤", "路", "桥", "管子",
                            "管道", "鞋", "锅", "粮", "救助", "资助", "产业", "教育", "医疗", "保险", "学生",
                            "养老金", "用水", "茶园", "滑坡", "塌方", "合作社", "大学", "小学", "初中", "高中",
-                           "押金", "尿毒症", "癌症", "活做"})
+                           "押金", "尿毒症", "癌症", "活做", "上班"})
 
 # Verbs/phrases that turn a topic into a need: something is lacking, broken, owed, wanted or asked about.
 OPEN_TRIGGERS = [

@@ -41,7 +41,7 @@ _ONE_RE = re.compile(r"(?:要|想要|缺|需要|差|少|申请|配|买|送了?|�
 _MONEY_RE = re.compile(r"(?P<n>\d+(?:\.\d+)?万\d?|[一二两三四五六七八九十百千]+万[一二三四五六七八九千]?)(?:元|块)?"
                        r"|(?P<n2>\d+(?:\.\d+)?)\s*(?:元|块钱|块)")
 # Quantities that describe circumstances, not the need (80岁, 8亩 planted, 4500 a month).
-_CONTEXT_UNIT_PREV = re.compile(r"(?:月薪|工资|收入|一天|每天|年收入|种了|种|养了|养的|种的|家有)$")
+_CONTEXT_UNIT_PREV = re.compile(r"(?:月薪|工资|收入|一天|每天|年收入|种了|种|养了|养的|种的|家有|钱|块|元)$")
 # A count of weeks, months or hours is a duration, never an item's quantity (开学两个礼拜了).
 _DURATION_AFTER = ("月", "人", "小", "礼", "星", "钟", "多月", "年", "天", "晚")
 # "没啥问题", "无新增困难", "莫得啥要帮的", "不缺啥": the household is fine. Such a clause never raises a need, and

@@ -69,6 +69,8 @@ def parse_number(s: str) -> float | int | None:
         return None
     if s == "半":
         return 0.5
+    if re.match(r"^[一二三四五六七八九]{2}[十百千万]", s) and s[0] != s[1]:
+        return None  # 五六万, 七八千: a rough range, not a quantity to record
     m2 = re.fullmatch(r"(\d+(?:\.\d+)?)万(\d+)千", s)
     if m2:  # 1万2千 = 12000
         val2 = float(m2.group(1)) * 10_000 + int(m2.group(2)) * 1000
