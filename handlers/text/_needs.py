@@ -171,46 +171,46 @@ def _category(kws: list[re.Match[str]], clause_text: str) -> tuple[Any, str, int
     return cat, item, m.start()
 
 
-def _char_index() -> dict[str, list[tuple[str, int]]]:
-    out: dict[str, list[tuple[str, int]]] = {}
-    for w, (cat, _item) in NEED_KEYWORDS.items():
-        if len(w) >= 2 and cat not in ("-", "?"):
-            for k, ch in enumerate(w):
-                out.setdefault(ch, []).append((w, k))
-    return out
-
-
-_CHAR_INDEX = _char_index()
-
-
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=16384)
 def _char_py(ch: str) -> str:
     from pypinyin import Style, lazy_pinyin
 
-    return lazy_pinyin(ch, style=Style.NORMAL)[0]
+    return lazy_pinyin(ch, style=Style.NORMAL)[0] if "\u4e00" <= ch <= "\u9fff" else ch
+
+
+def _py_keys() -> dict[tuple[str, ...], str]:
+    out: dict[tuple[str, ...], str] = {}
+    for w, (cat, _item) in NEED_KEYWORDS.items():
+        if 2 <= len(w) <= 4 and cat not in ("-", "?"):
+            out.setdefault(tuple(_char_py(ch) for ch in w), w)
+    return out
+
+
+_PY_KEYS: dict[tuple[str, ...], str] | None = None
 
 
 def homophone_fixed(masked: str) -> str:
     """`masked` with need keywords typed as homophones put right (低报→低保, 残急证→残疾证, 公义岗→公益岗): a window
-    that equals a keyword but for one char, that char sounding the same. Same length, so every offset holds."""
+    that sounds like a keyword and differs from it in one char. Same length, so every offset holds. Pinyin is
+    looked up char by char (cached), which keeps this to a few dict look-ups per char."""
+    global _PY_KEYS
+    if _PY_KEYS is None:
+        _PY_KEYS = _py_keys()
+    keys = _PY_KEYS
+    py = [_char_py(ch) for ch in masked]
     chars: list[str] | None = None
     n = len(masked)
-    for i, ch in enumerate(masked):
-        for w, k in _CHAR_INDEX.get(ch, ()):
-            s, e = i - k, i - k + len(w)
-            if s < 0 or e > n:
+    for size in (4, 3, 2):
+        for i in range(n - size + 1):
+            w = keys.get(tuple(py[i:i + size]))
+            if w is None or masked.startswith(w, i):
                 continue
-            win = masked[s:e]
-            if win == w:
-                continue
-            diff = [j for j in range(len(w)) if win[j] != w[j]]
-            if len(diff) != 1 or not ("\u4e00" <= win[diff[0]] <= "\u9fff"):
-                continue
-            j = diff[0]
-            if _char_py(win[j]) == _char_py(w[j]):
+            win = masked[i:i + size]
+            diff = [j for j in range(size) if win[j] != w[j]]
+            if len(diff) == 1:
                 if chars is None:
                     chars = list(masked)
-                chars[s + j] = w[j]
+                chars[i + diff[0]] = w[diff[0]]
     return masked if chars is None else "".join(chars)
 
 
