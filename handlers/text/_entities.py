@@ -212,7 +212,7 @@ _CUE_BEFORE = (
     "为", "让", "由", "向", "对", "请", "通知", "联系", "名字", "姓名", "还有", "改成", "换成", "换", "替换", "顶替",
     "加上", "加", "添上", "算上", "包括", "有", "见了", "遇到", "碰到", "打给", "电话给", "就是", "的",
     "代替", "接替", "让给", "转给", "取消", "撤掉", "去掉", "划掉", "删掉", "退掉", "那期", "这期", "上期", "下期", "本期", "培训", "班",
-    "说", "陪", "从", "看看",
+    "说", "陪", "从", "看看", "一下", "里面", "里头", "名单",
 )
 # What right after a name marks it as a trainee being withdrawn or swapped: enough to trust a name that is also a
 # dictionary word (李四换王五, 李四的名额给王五).
@@ -244,6 +244,7 @@ _RIGHT_CUE = re.compile(r"家|那户|户(?![口主])|两口子?|老两口|说|�
 
 _VISITOR_SET = frozenset(_VISITOR_CUES)
 _WEAK_CUES = frozenset({"说", "陪", "从", "看看"})
+_TRADE_SET = frozenset(t for t in TRADES if len(t) >= 2)
 _KIN_SET = frozenset(k for k in KIN_WORDS if len(k) >= 2)
 _CUE_SET = frozenset(_CUE_BEFORE)
 _STRONG_CUES = frozenset({"户主", "看望", "探望", "看了", "慰问"})
@@ -367,6 +368,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         take(s0, e0)
     resume = 0
     handed_on = -1
+    name_ends = {h.end for h in hits}
     for sm in _SURNAME_POS.finditer(text):
         i = sm.start()
         if i < resume or i >= n - 1:
@@ -376,6 +378,12 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if not free(i, i + slen + 1):
             continue
         ok, strong, kin, visitor = _left_context(text, i, village_ends)
+        if (not ok and (i in name_ends or text[i - 1:i] == "个" or _suffix_in(text[max(0, i - 4):i], _TRADE_SET))
+                and min(GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0), GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0)) >= 20
+                and (i + slen + 2 >= n or text[i + slen + 2] in _DELIMS or _SURNAME_POS.match(text, i + slen + 2)
+                     or text[i + slen + 2] in "还和一等两三四五六七八九十几个共"
+                     or text[i + slen + 2].isdigit())):
+            ok = True  # a list without spaces (郑玉兰龚小红), after a count (七个马德忠) or a trade (养鸡蒙开富)
         if i == handed_on:
             ok = True  # the word before was skipped as not-a-name (高处|姚德顺): its left context carries over
         if not ok and _RIGHT_CUE.match(text, i + slen + 2) and GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0) >= 10 \
@@ -409,9 +417,12 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if not (nickname or glued) and _implausible(g1):
             continue
         three = nickname or glued or (bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
-            g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL)))
+            g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL) or (
+            GIVEN_CHARS.get(g2, 0) >= 50 and (not g3 or g3 in _DELIMS))))  # 冉小刚, : 刚 ends a name before a comma
         if three and not (nickname or glued) and _implausible(g2):
             three = False
+        if three and not (strong or nickname or glued) and min(GIVEN_CHARS.get(g1, 0), GIVEN_CHARS.get(g2, 0)) < 3:
+            continue  # 金刺梨: chars names almost never use, with nothing else vouching for a name
         # 高处姚德顺: a common word (高处) right before another surname is not a name; the real one starts after it
         if (three and word_freq(tok, text[i:i + slen + 1]) >= 300 and _SURNAME_POS.match(text, i + slen + 1)
                 and not _implausible(text[i + slen + 2:i + slen + 4]) and _run_len(text, i + slen + 1) >= 3):
@@ -451,6 +462,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         role = "visitor" if visitor else ("member" if kin else "head")
         hits.append(NameHit(i, end, name, role, kin, strong))
         take(i, end)
+        name_ends.add(end)
         resume = end
     hits.sort(key=lambda h: h.start)
     return hits
@@ -472,7 +484,9 @@ class Clause:
 # speaker starts a new clause, so that triggers, dates and commitments stay with their own statement.
 _LONG_CLAUSE = 18
 _INNER_SPLIT = re.compile(r"(?<=.{4})(?=然后|还有就是|另外|但是|不过|我们(?!村|组|镇)|我(?=说|跟|把|明天|回头|下周|已经|帮|答应|喊|再)"
-                          r"|下次|下回|现在|等[^了]{1,8}了|(?:她|他)(?:家|说)|说这周|看看)")
+                          r"|下次|下回|现在|等[^了]{1,8}了|(?:她|他)(?:家|说)|说这周|看看|明天|后天|下周|下礼拜|已经|已报|要尽快"
+                          r"|结果出来|人没事|(?<![给帮跟和对让叫把问替与同被说])(?:他|她)(?!们|家|说)|(?<![给帮跟和对让叫找问])我(?!们)"
+                          r"|今天|昨天|前天|上午|下午|晚上|今晚|昨晚|还(?=缺|想|要|差|没)|一家|估计|初步|说是|就是)")
 
 
 def _split_long(c: Clause) -> list[Clause]:
@@ -513,7 +527,7 @@ def clauses(text: str) -> list[Clause]:
 _SIZE_RE = re.compile(
     r"(?=[不一全家人老就夫独孤单0-9〇零二两俩三四五六七八九十百千万半])"
     rf"(?:(?P<neg>不是)?(?:一家|全家|家里|家庭人口|家中|家|人口)?\s*[:：]?\s*(?P<n>{NUM})\s*口(?P<tail>人|之家)?"
-    rf"(?![井塘锅袋罩子径味岸水气粮])"
+    rf"(?![井塘锅袋罩子径味岸气粮])(?!水(?![窖管池柜]))"
     r"|(?P<neg2>不是)?人口\s*[:：]?\s*(?P<n2>\d{1,2}|[一二两三四五六七八九十]{1,2})(?:人|口)?"
     r"|(?P<two>老两口|老俩口|就两口子|夫妻俩)"
     r"|(?P<one>独居|一个人住|一个人过|一人户|孤身一人|单身一人|孤寡老人|独自生活|一个人生活|独自一人))"

@@ -103,7 +103,7 @@ _PHONE_VISIT = re.compile(r"电话回访|电话联系|电话打了|打了.{0,4}�
                           r"|电话访问|电话走访|电话了解|打了一?通电话|电话打不通|电话没人接|电话没接|电话关机|打不通")
 _GROUP_VISIT = re.compile(r"集中走访|院坝会|坝坝会|群众会|户主会|村民大会|村民会|在村委会.{0,8}(?:开|搞|召开|集中|座谈)|召集.{0,6}(?:群众|户)")
 _HOME_VISIT = re.compile(
-    r"入户|上门(?!女婿)|家访|(?:到|去|来到|进了?)[^,，。;；\s]{1,14}家|走访[^记表,，。\s]{0,12}家|走访了?\s*(?:" + NUM +
+    r"入户|上门(?!女婿)|家访|(?:到|(?<![出回过])去|来到|进了?)[^,，。;；\s]{1,14}家|走访[^记表,，。\s]{0,12}家|走访了?\s*(?:" + NUM +
     r")\s*户|(?:走|跑|看|访)了\s*[^,，。;；\s]{0,6}?(?:" + NUM + r")\s*户|看了|看望|探望|慰问|去过|送了|送去"
     r"|送到(?![^,，。;；\s]{0,4}(?:医院|卫生院|诊所|住院))|给.{0,12}家送"
     r"|(?:去|跑|走)了(?:一)?趟")
@@ -638,6 +638,8 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
         if not ctx.fu[i]:
             continue
         dhits = [d for d in ctx.dates if c.start <= d.start < c.end]
+        if not dhits:  # "…快吃完了10月8号我去卫生院帮她拿": the date closes the clause before the split
+            dhits = [d for d in ctx.dates if c.start - 1 <= d.end <= c.start]
         due: Any = None
         for d in dhits:
             due = D.to_value(d, ctx.ref, "future")
