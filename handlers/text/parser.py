@@ -300,6 +300,7 @@ def visit_verbs_early(t: str) -> bool:
     return re.search(r"走访|回访|入户|上门(?!女婿)|看望|去过|看了", t) is not None
 
 
+_ASK_OPEN = re.compile(r"^\s*(?:问一下|请问|咨询一下|想问下?)|还能[^，。,\s]{0,8}不(?=\s|$|[,，。？?])")
 _ANCHOR_VERB = re.compile(r"入户|上门|家访|走访")
 _QUERY_MORE = re.compile(r"什么|啥|哪些|需不需要|用不用|收费|免费吗|要钱")
 _COLLECT = re.compile(r"名单(?:发|报|交|给)(?:我|上来|过来)|把名单|报上来|统一报|汇总|各村|大家|各位|截止|截至")
@@ -455,6 +456,10 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
         return "other", []
     if course is not None and ctx.names and not home and not visit_verbs_early(t) and not q:
         return "training_signup", []  # "养鸡培训 沙坝村 卢春花 谢长林": a bare list under a course
+    if (_GROUP_VISIT.search(t) or _GROUP_MORE.search(t)) and not q and _PAST.search(t):
+        return "visit_log", []  # a meeting held with the households (院坝会, 座谈会, 小会): a 集中走访 without names
+    if (q or _ASK_OPEN.search(t)) and not heads and not re.search(r"(?:走访|入户|去|看|访)了|去过|回访了", t):
+        return "query", []  # "国庆这几天要不要安排人入户？": about the work, not a report of it
     if score >= 3 and (heads or home or ctx.villages):
         return "visit_log", []
     if q:
