@@ -513,11 +513,28 @@ def _owner(pos: int, heads: list[NameHit], order: list[str]) -> str | None:
     return owner
 
 
+def _household_major(needs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """Needs in message order, except that what one clause gives several households ("三户各送了一袋米两桶油")
+    is listed household by household: 米 and 油 for the first, then for the next."""
+    rank = {name: i for i, name in enumerate(order)}
+    out: list[dict[str, Any]] = []
+    i = 0
+    while i < len(needs):
+        j = i
+        while j < len(needs) and needs[j]["_clause"] == needs[i]["_clause"]:
+            j += 1
+        group = needs[i:j]
+        group.sort(key=lambda d: rank.get(d.get("household") or "", len(order)))  # stable: item order kept
+        out.extend(group)
+        i = j
+    return out
+
+
 def _group_of(t: str, heads: list[NameHit], name: str) -> list[str]:
     """Heads listed together with `name` (孙光辉、马小琴两家): those joined only by 、/和."""
     groups: list[list[NameHit]] = []
     for h in heads:
-        if groups and re.fullmatch(r"[\s、,，和跟及与]*", t[groups[-1][-1].end:h.start]):
+        if groups and re.fullmatch(r"家?[\s、,，和跟及与]*", t[groups[-1][-1].end:h.start]):
             groups[-1].append(h)
         else:
             groups.append([h])
@@ -622,6 +639,7 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
     needs = extract_needs(t, ctx.clauses, ctx.fu, masked, single=not multi)
     out_needs: list[dict[str, Any]] = []
     for n in needs:
+        n_clause = n.clause
         if multi:
             owner = _owner(n.start, heads, order)
             if owner is None:
@@ -632,10 +650,11 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
                 own_clause = ctx.clauses[ci].text if ci >= 0 else ""
                 together = _FAMILY_ALL.search(t[heads[-1].end:]) or _FAMILY_ALL.search(own_clause)
                 n.households = group if len(group) >= 2 and together else [owner]
-        out_needs.extend(n.as_dict(multi))
-    if multi:  # household by household, in the order the message names them
-        rank = {name: i for i, name in enumerate(order)}
-        out_needs.sort(key=lambda d: rank.get(d.get("household") or "", len(order)))
+        out_needs.extend({**d, "_clause": n_clause} for d in n.as_dict(multi))
+    if multi:
+        out_needs = _household_major(out_needs, order)
+    for nd in out_needs:
+        nd.pop("_clause", None)
     res["needs"] = out_needs
 
     fus: list[dict[str, Any]] = []
