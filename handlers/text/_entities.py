@@ -104,7 +104,7 @@ _VILLAGE_PREFIX_CHARS = frozenset("大小新老东西南北中高长白黑红青
 _STEM_BAD_END = frozenset("各每全本该这那哪我你他她们个的了乡")  # 乡: 乡村振兴 is no village
 # A char before a 3-char stem that cannot belong to the name: the message start, punctuation or a preposition
 # (去凉水井组, 给花红树组). Then the whole stem is the name even when its last two chars are a word (红树, 水井).
-_STEM_LEFT_EDGE = frozenset("在去到给了从和跟往是住找问帮送拉")
+_STEM_LEFT_EDGE = frozenset("在去到给了从和跟往是住找问帮送拉户访趟次遍过")
 _NOT_VILLAGE_NEXT = frozenset("子")  # 寨子 / 村子: the common noun
 _STEM_NEVER = frozenset("趟次遍陪今昨明")  # 去了两趟鲊屯, 今天陪村…: a verb phrase, not a name
 # Guizhou toponyms without 村/组 (周家湾, 黄家坝, 茅草坪, 鲊屯, 坝脚, 王官) end in a landform or settlement char.

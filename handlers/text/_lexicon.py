@@ -115,6 +115,10 @@ SURNAMES = frozenset(
     "乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管"
     "柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米杭班隆宗麻喻粟滕杭杨"
     "敖荣冼伏桂练茅苟边母贝巫佘邰仇虞暨闵"
+    # more of the 百家姓, and surnames common among Guizhou, Yunnan and Guangxi households (Yi, Bouyei, Miao, Zhuang):
+    # 者 起 字 卯 杞 蹇 are real surnames there. Function-like chars (和 于 时 平 明 成…) are left out on purpose.
+    "晏杞蹇幸普瞿起者卯字禄鄢涂褚窦酆邬卞臧贲嵇钮於麴芮羿储汲邴糜隗宓郗栾钭韶郜蓟卓蔺胥莘逄濮璩郦雍扈郏"
+    "晁夔厍阚訾鞠蒯竺逯昝毋乜鲜代銮"
 )
 COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "尉迟", "长孙", "公孙", "西门")
 
