@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from storage.accounts import Scope
 from storage.models import Entry, FollowUp, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
+from storage.reports import counted_visit, raised_by_live_visit
 
 
 async def entry_by_source(session: AsyncSession, source_key: str) -> Entry | None:
@@ -67,13 +68,15 @@ class FollowUpIn:
 async def add_visit(
     session: AsyncSession, *, entry: Entry, index: int, household_id: int, cadre_id: int,
     visit_date: date, visit_type: str, household_size: int | None, needs: list[NeedIn],
-    follow_ups: list[FollowUpIn], now: datetime,
+    follow_ups: list[FollowUpIn], now: datetime, outcome: str = "met",
 ) -> Visit:
+    """The visit as stated. `household_size` is what the message said; the registry's size is not touched
+    here (a stated size is only a proposal, see storage.registry_changes)."""
     v = Visit(
         source_key=f"{entry.source_key}#{index}", entry_id=entry.id, cadre_id=cadre_id,
         household_id=household_id, visit_date=visit_date, visit_type=visit_type,
         household_size=household_size, raw_text=entry.raw_text, parse=entry.parse, created_at=now,
-        updated_at=now,
+        updated_at=now, outcome=outcome,
     )
     session.add(v)
     await session.flush()
@@ -86,10 +89,6 @@ async def add_visit(
     for f in follow_ups:
         session.add(FollowUp(visit_id=v.id, household_id=household_id, action=f.action, due=f.due,
                              due_raw=f.due_raw))
-    if household_size is not None:
-        hh = await session.get(Household, household_id)
-        if hh is not None and hh.size != household_size:
-            hh.size = household_size
     await session.flush()
     return v
 
@@ -122,8 +121,9 @@ class HouseholdSummary:
 
 async def my_households(session: AsyncSession, person_id: int, limit: int = 200) -> list[HouseholdSummary]:
     last = (select(Visit.household_id, func.max(Visit.visit_date).label("last"))
-            .where(Visit.deleted.is_(False)).group_by(Visit.household_id).subquery())
-    needs = (select(Need.household_id, func.count().label("n")).where(Need.status == "open")
+            .where(counted_visit()).group_by(Visit.household_id).subquery())
+    needs = (select(Need.household_id, func.count().label("n"))
+             .where(Need.status == "open", raised_by_live_visit(Need.visit_id))
              .group_by(Need.household_id).subquery())
     q = (select(Household, OrgUnit.name, last.c.last, needs.c.n)
          .join(Pairing, Pairing.household_id == Household.id)
