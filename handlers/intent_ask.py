@@ -8,7 +8,7 @@ from dataclasses import replace
 from handlers import trainings, visits
 from handlers.context import Context
 from handlers.format import clip, mask_personal
-from handlers.text.confidence import Doubt, visit_reading
+from handlers.text.confidence import Doubt, training_reading, visit_reading
 from handlers.types import Button
 from storage.models import Entry
 from storage.visits import load_entry
@@ -57,4 +57,4 @@ async def on_choice(ctx: Context, entry_id: int, choice: str) -> None:
     ctx.inbox_id = entry.pending.get("inbox") or ctx.inbox_id
     if await trainings.pending_reply(ctx, entry.raw_text):
         return
-    await trainings.on_text(ctx, entry.parse)
+    await trainings.on_text(ctx, training_reading(entry.parse))

@@ -28,6 +28,7 @@ from storage.visits import (
     entry_by_source,
     last_entry,
     load_entry,
+    remove_added_households,
     set_deleted,
 )
 
@@ -454,10 +455,14 @@ async def undo(ctx: Context, entry_id: int | None = None) -> None:
     # A registry value this entry changed goes back; its open proposals go away.
     await rcs.revert_entry(ctx.session, entry.id, actor=f"person:{ctx.person.id}", person_id=ctx.person.id,
                            now=ctx.now, reason="undo")
+    # A household added from this message (the 添加 button) goes too, unless something else uses it by now.
+    added = [x["hid"] for x in (entry.pending or {}).get("heads", []) if x.get("how") == "added" and x.get("hid")]
+    removed = await remove_added_households(ctx.session, entry, added)
     entry.state = "undone"
-    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "undo"}]
+    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "undo", "removed_households": removed}]
     await _reply_card(ctx, entry.id, edit=True)
-    ctx.reply(f"已撤销走访记录 #{entry.id}。")
+    also = f"随这条记录添加的农户“{'、'.join(removed)}”也已删除。" if removed else ""
+    ctx.reply(f"已撤销走访记录 #{entry.id}。{also}")
 
 
 async def on_card_edit_button(ctx: Context, entry_id: int) -> None:
@@ -628,6 +633,13 @@ async def on_edited(ctx: Context) -> None:
         ctx.inbox_state = "ignored"
         return
     parsed = parse(ctx.incoming.text, ctx.now, await get_registry(ctx.session))
+    if entry.state == "asking":  # still waiting for 记走访 / 报名培训 / 都不是: the choice runs on the new text
+        entry.raw_text, entry.parse = ctx.incoming.text, parsed
+        ctx.inbox_state = "ignored"
+        return
+    if entry.state in ("note", "signup"):  # the cadre chose that this is not a visit
+        ctx.inbox_state = "ignored"
+        return
     if parsed.get("intent") != "visit_log":
         ctx.reply(f"修改后的消息看起来不是走访记录了。走访记录 #{entry.id} 保持不变；要删除请发“撤销”。")
         return

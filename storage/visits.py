@@ -7,12 +7,23 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage.accounts import Scope
-from storage.models import Entry, FollowUp, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
+from storage.models import (
+    Entry,
+    FollowUp,
+    Household,
+    Need,
+    OrgUnit,
+    Pairing,
+    RegistryChange,
+    Signup,
+    Visit,
+    VisitAttachment,
+)
 from storage.reports import counted_visit, raised_by_live_visit
 
 
@@ -144,3 +155,36 @@ async def open_needs(session: AsyncSession, scope: Scope, person_id: int, limit:
          .where(Need.status == "open", Need.household_id.in_(sub), Visit.deleted.is_(False))
          .order_by(Need.raised_on, Need.id).limit(limit))
     return [(n, h) for n, h in (await session.execute(q)).all()]
+
+
+async def remove_added_households(session: AsyncSession, entry: Entry, household_ids: list[int]) -> list[str]:
+    """Undo of an entry that added households from chat (the 添加 button): each one goes again, with this
+    entry's visits of it, unless something else refers to it by now (another visit, a sign-up, another
+    cadre's pairing). Returns the names of the households removed."""
+    removed: list[str] = []
+    for hid in household_ids:
+        h = await session.get(Household, hid)
+        if h is None:
+            continue
+        other_visit = select(Visit.id).where(Visit.household_id == hid, or_(Visit.entry_id.is_(None),
+                                                                              Visit.entry_id != entry.id))
+        signup = select(Signup.id).where(Signup.household_id == hid)
+        other_pairing = select(Pairing.id).where(Pairing.household_id == hid, Pairing.person_id != entry.person_id)
+        if any([(await session.execute(q.limit(1))).first() is not None
+                for q in (other_visit, signup, other_pairing)]):
+            continue
+        ids = select(Visit.id).where(Visit.household_id == hid)
+        await session.execute(delete(VisitAttachment).where(VisitAttachment.visit_id.in_(ids)))
+        await session.execute(delete(Need).where(Need.household_id == hid))
+        await session.execute(delete(FollowUp).where(FollowUp.household_id == hid))
+        await session.execute(delete(Need).where(Need.visit_id.in_(ids)))
+        await session.execute(delete(FollowUp).where(FollowUp.visit_id.in_(ids)))
+        await session.execute(delete(Visit).where(Visit.household_id == hid))
+        await session.execute(delete(RegistryChange).where(RegistryChange.household_id == hid))
+        await session.execute(delete(Pairing).where(Pairing.household_id == hid))
+        await session.execute(delete(Household).where(Household.id == hid))
+        removed.append(h.head_name)
+    if removed:
+        session.expire(entry, ["visits"])
+    await session.flush()
+    return removed

@@ -21,7 +21,8 @@ from storage.reports import digest_detail, digest_stats, due_for_cadres
 from tests.conftest import FIXED_NOW, TZ
 from tests.harness import make_bot
 
-HOUSEHOLDS = {"张桂英": "大坝村", "马德忠": "高坡村"}
+# 龙小花 is not in the registry: the first visit to her adds the household (the 添加 button).
+HOUSEHOLDS = {"张桂英": "大坝村", "马德忠": "高坡村", "龙小花": "大坝村"}
 ITEMS = [("棉被", "床"), ("大米", "袋"), ("化肥", "袋")]
 CADENCE = {"default": 30}
 WEEK = date(2026, 11, 23)
@@ -94,6 +95,15 @@ class Card:
         return await bot.send("u1", kind="callback", callback=data, reply_to=bot.message_id_of(self.msg))
 
 
+async def log(bot: Any, text: str) -> Any:
+    """Send a visit; an unregistered household is added by its button. Returns the card."""
+    msg = (await bot.send("u1", text))[0]
+    if "没有找到" in msg.text:
+        msg = (await bot.press("u1", msg, "添加"))[0]
+    assert "已记录" in msg.text, msg.text
+    return msg
+
+
 async def act(bot: Any, card: Card, action: tuple[str, str]) -> None:
     """Apply one chat action to the visit the card shows."""
     kind, arg = action
@@ -116,17 +126,15 @@ async def act(bot: Any, card: Card, action: tuple[str, str]) -> None:
             card.buttons = m.buttons
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(keep=hs.lists(visit_text(), max_size=1), text=visit_text(), actions=hs.lists(ACTION, max_size=4),
        by_button=hs.booleans())
 async def test_undo_restores_every_view(bot, keep, text, actions, by_button):
     for t in keep:  # state that stays: earlier visits are part of "before"
-        assert "已记录" in (await bot.send("u1", t))[0].text
+        await log(bot, t)
     before = await snapshot(bot)
-    first = (await bot.send("u1", text))[0]
-    assert "已记录" in first.text, first.text
-    card = Card(first)
+    card = Card(await log(bot, text))
     for a in actions:
         await act(bot, card, a)
     if by_button:

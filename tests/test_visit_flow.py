@@ -245,3 +245,20 @@ async def test_undo_restores_a_confirmed_size_and_drops_open_needs_everywhere(bo
     head = sheet.headers.index("户主姓名")
     row = next(r for r in sheet.rows if r[head] == "张桂英")
     assert row[sheet.headers.index("未解决需求数")] == 0 and row[sheet.headers.index("家庭人口")] == 2
+
+
+async def test_undo_removes_a_household_added_from_that_message(bot):
+    out = await bot.send("u1", "今天去大坝村龙小花家，3口人，缺米")
+    out = await bot.press("u1", out[0], "添加")
+    assert "已记录走访" in out[0].text
+    out = await bot.send("u1", "撤销")
+    assert any("龙小花" in m.text and "也已删除" in m.text for m in out)
+    assert await bot.count(Household, Household.head_name == "龙小花") == 0
+    out = await bot.send("u1", "我的农户")
+    assert "共4户" in out[0].text
+    # Added again and visited by a second message: undoing that one keeps the household.
+    out = await bot.send("u1", "今天去大坝村龙小花家，缺米")
+    await bot.press("u1", out[0], "添加")
+    await bot.send("u1", "昨天去大坝村龙小花家，缺油")
+    await bot.send("u1", "撤销")
+    assert await bot.count(Household, Household.head_name == "龙小花") == 1

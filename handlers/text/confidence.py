@@ -92,3 +92,15 @@ def visit_reading(parsed: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get("village"), list) and len(out["village"]) != len(names):
             out["village"] = None
     return out
+
+
+def training_reading(parsed: dict[str, Any]) -> dict[str, Any]:
+    """The parse as a sign-up or withdrawal, for a message the cadre said is about a training: a visit
+    reading that also withdrew someone ("她说电工培训不去了") is a withdrawal, not a new sign-up."""
+    if parsed.get("intent") in TRAINING_INTENTS:
+        return dict(parsed)
+    out = dict(parsed)
+    secondary = [s for s in parsed.get("secondary_intents") or [] if s in TRAINING_INTENTS]
+    out["intent"] = secondary[0] if secondary else "training_signup"
+    out["secondary_intents"] = []
+    return out

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from handlers.text import parse
-from handlers.text.confidence import Doubt, intent_doubt, visit_reading
+from handlers.text.confidence import Doubt, intent_doubt, training_reading, visit_reading
 from handlers.text.outcome import visit_outcome
 from handlers.text.restate import mentions, restate_quantity
 
@@ -81,6 +81,11 @@ def test_doubt_from_fields_alone():
 def test_visit_reading_of_a_signup_takes_its_people_as_households():
     r = visit_reading(parse("张桂英说想参加养鸡培训，缺化肥", NOW))
     assert r["intent"] == "visit_log" and r["household_head"] == "张桂英"
+
+
+def test_training_reading_of_a_visit_keeps_a_withdrawal_a_withdrawal():
+    assert training_reading(parse("去张桂英家，她说电焊培训不去了", NOW))["intent"] == "training_cancel"
+    assert training_reading(parse("今天去大坝村苏文斌家，他想报名蜜蜂养殖培训", NOW))["intent"] == "training_signup"
 
 
 @pytest.mark.parametrize(("action", "item", "old", "new", "unit", "want"), [
