@@ -262,3 +262,14 @@ async def test_undo_removes_a_household_added_from_that_message(bot):
     await bot.send("u1", "昨天去大坝村龙小花家，缺油")
     await bot.send("u1", "撤销")
     assert await bot.count(Household, Household.head_name == "龙小花") == 1
+
+
+async def test_the_question_works_as_numbered_choices_without_buttons(sessionmaker):
+    from tests.fakes.transcript import NO_BUTTONS, TranscriptTransport
+
+    bot = await make_bot(sessionmaker, transport=TranscriptTransport("wecom", NO_BUTTONS))
+    await bot.bind("w1", "李明")
+    out = await bot.send("w1", MIXED)
+    labels = [b.text for row in out[0].buttons for b in row]
+    out = await bot.send("w1", str(labels.index("记走访") + 1))
+    assert "已记录走访" in out[0].text and "张桂英" in out[0].text
