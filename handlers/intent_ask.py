@@ -13,7 +13,7 @@ from handlers.types import Button
 from storage.models import Entry
 from storage.visits import load_entry
 
-CHOICES = {"v": "记走访", "t": "报名培训", "n": "都不是"}
+CHOICES = {"v": "记走访", "t": "报名培训", "b": "都要", "n": "都不是"}
 
 
 async def ask(ctx: Context, parsed: dict[str, object], doubt: Doubt) -> None:
@@ -25,7 +25,9 @@ async def ask(ctx: Context, parsed: dict[str, object], doubt: Doubt) -> None:
     ctx.session.add(entry)
     await ctx.session.flush()
     ctx.inbox_state = "asked"
-    buttons = (tuple(Button(label, f"ik:{entry.id}:{key}") for key, label in CHOICES.items()),)
+    # "都要" only where the message reads as both: a visit that also signs up or withdraws someone.
+    keys = ("v", "t", "b", "n") if doubt is Doubt.MIXED else ("v", "t", "n")
+    buttons = (tuple(Button(CHOICES[k], f"ik:{entry.id}:{k}") for k in keys),)
     ctx.reply(f"“{clip(mask_personal(entry.raw_text), 24)}”\n这条是记走访，还是报名培训？（原文已保存）",
               buttons=buttons, card_key=f"ik:{entry.id}")
 
@@ -41,9 +43,12 @@ async def on_choice(ctx: Context, entry_id: int, choice: str) -> None:
         return
     entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "chosen", "choice": CHOICES[choice]}]
     entry.updated_at = ctx.now
-    if choice == "v":
-        entry.parse = visit_reading(entry.parse)
+    if choice in ("v", "b"):
+        kept = entry.parse
+        entry.parse = visit_reading(kept)
         await visits.resolve_entry(ctx, entry)
+        if choice == "b":
+            await _signup_path(ctx, entry.raw_text, kept, entry.pending.get("inbox"))
         return
     if choice == "n":
         entry.state = "note"
@@ -51,10 +56,14 @@ async def on_choice(ctx: Context, entry_id: int, choice: str) -> None:
                   "要记走访可以直接发，例如“今天去大坝村王德明家，缺棉被两床”。")
         return
     entry.state = "signup"
+    await _signup_path(ctx, entry.raw_text, entry.parse, entry.pending.get("inbox"))
+
+
+async def _signup_path(ctx: Context, text: str, parsed: dict[str, object], inbox_id: int | None) -> None:
     # The sign-up path reads the message itself (and a later "which session?" answer reads it back from the
     # inbox), so it runs as if the kept message had just arrived.
-    ctx.incoming = replace(ctx.incoming, kind="message", text=entry.raw_text, callback_data=None)
-    ctx.inbox_id = entry.pending.get("inbox") or ctx.inbox_id
-    if await trainings.pending_reply(ctx, entry.raw_text):
+    ctx.incoming = replace(ctx.incoming, kind="message", text=text, callback_data=None)
+    ctx.inbox_id = inbox_id or ctx.inbox_id
+    if await trainings.pending_reply(ctx, text):
         return
-    await trainings.on_text(ctx, training_reading(entry.parse))
+    await trainings.on_text(ctx, training_reading(parsed))

@@ -59,7 +59,7 @@ async def test_doubtful_message_is_asked_about_and_kept_raw(bot):
     out = await bot.send("u1", MIXED)
     ask = out[0]
     assert "记走访" in ask.text or "走访" in ask.text
-    assert [b.text for b in ask.buttons[0]] == ["记走访", "报名培训", "都不是"]
+    assert [b.text for b in ask.buttons[0]] == ["记走访", "报名培训", "都要", "都不是"]
     # Nothing was acted on: no visit, and the sign-up the text mentions was not cancelled.
     assert await bot.count(Visit) == 0
     assert await _signup_statuses(bot, ts_id) == ["confirmed"]
@@ -91,6 +91,39 @@ async def test_choosing_signup_runs_the_signup_flow_on_the_kept_text(bot):
     assert any("张桂英" in m.text for m in out)
     assert await _signup_statuses(bot, ts_id) == ["cancelled"]
     assert await bot.count(Visit) == 0
+
+
+async def test_choosing_both_saves_the_visit_and_runs_the_withdrawal(bot):
+    ts_id = await _signup(bot)
+    ask = (await bot.send("u1", MIXED))[0]
+    out = await bot.press("u1", ask, "都要")
+    assert "已记录走访" in out[0].text and "张桂英" in out[0].text
+    assert await bot.count(Visit) == 1
+    assert await _signup_statuses(bot, ts_id) == ["cancelled"]
+
+
+async def test_a_misread_report_is_asked_about_and_the_visit_reading_recovers_it(bot, monkeypatch):
+    """Whatever the parser makes of it, an unclassified message reporting a call is asked about, and 记走访
+    re-reads it as a visit: the people it names become the households."""
+    import handlers.routes as routes
+
+    real_parse = routes.parse
+
+    def misread(text, now, registry=None):
+        r = real_parse(text, now, registry)
+        return {**r, "intent": "other", "secondary_intents": [], "household_head": None, "visit_type": None,
+                "visit_date": None, "needs": [], "follow_ups": [], "participants": {"names": ["张桂英"], "count": 1}}
+
+    monkeypatch.setattr(routes, "parse", misread)
+    text = "给大坝村张桂英打了三次电话都没人接 可能在厂里上夜班 明天白天我再打"
+    out = await bot.send("u1", text)
+    assert [b.text for b in out[0].buttons[0]] == ["记走访", "报名培训", "都不是"]
+    assert await bot.count(Visit) == 0
+    out = await bot.press("u1", out[0], "记走访")
+    assert "已记录" in out[0].text and "张桂英" in out[0].text
+    async with bot.sm() as s:
+        v = (await s.execute(select(Visit))).scalar_one()
+    assert v.household_id == bot.world.households["张桂英"].id and v.raw_text == text
 
 
 async def test_choosing_neither_keeps_a_note_and_says_so(bot):

@@ -18,6 +18,8 @@ class Doubt(Enum):
     MIXED = "mixed"  # a visit that also signs up or withdraws someone: which one is meant?
     SIGNUP_WITH_VISIT = "signup_with_visit"  # read as a sign-up, but the text also reports a home visit or a need
     OTHER_WITH_HOUSEHOLD = "other_with_household"  # read as nothing, but names a household and a need
+    OTHER_WITH_VISIT = "other_with_visit"  # read as nothing, but reports going to a home, a call or a meeting
+    WEAK_SIGNUP = "weak_signup"  # read as a sign-up with no course and no word of signing up
 
 
 # Text cues of a visit that the parse fields do not carry when another intent won (the parser fills visit
@@ -26,6 +28,13 @@ _VISIT_CUE = re.compile(r"走访|入户|上门|家访|回访|看望|院坝会|(?
                         r"|通了电话|打了电话|电话联系|(?:家里|家中)(?:没人|无人)|不在家|没人接")
 _NEED_CUE = re.compile(r"缺|需要|漏雨|漏水|坏了|困难|看病|住院|没钱|救助|低保|补助|补贴|慢病|危房|停水|断水|没水")
 _NAME_SPAN = re.compile(r"[\u4e00-\u9fff]{2,4}")
+# A report of contact that happened: went to a home, phoned, held a meeting. Past marker or visit verb required.
+_DID_VISIT = re.compile(r"走访了|回访了|入户了|上门了|看望了|(?:去|到)了?[\u4e00-\u9fff]{1,10}(?:家|户)(?![政具电禽长里人])"
+                        r"|(?:打|通)了.{0,4}电话|开了?.{0,3}(?:小会|院坝会|座谈会|群众会|户长会)|(?:院坝会|座谈会|群众会)")
+# Not a report: a notice or instruction, or a question.
+_NOT_REPORT = re.compile(r"请各|各村|务必|要求|通知|【|[?？]|吗|要不要|是否|有没有")
+_SIGNUP_WORD = re.compile(r"报名|报个|报了|想报|要报|帮.{0,8}报|给.{0,6}报|报\s*\d|名额|参加|参训|培训|班|学(?!校|生|费)")
+_QUESTION = re.compile(r"[?？]|吗|要不要|是不是|有没有|能不能")
 
 
 def _has(v: Any) -> bool:
@@ -57,16 +66,21 @@ def intent_doubt(parsed: dict[str, Any], text: str,
     if intent == "visit_log":
         if any(s in TRAINING_INTENTS for s in secondary):
             return Doubt.MIXED
-        if not _has(parsed.get("household_head")) and not visit_evidence(parsed):
+        if not _has(parsed.get("household_head")) and (not visit_evidence(parsed) or _QUESTION.search(text)):
             return Doubt.WEAK_VISIT
         return None
     if intent in TRAINING_INTENTS:
         if "visit_log" in secondary or (_VISIT_CUE.search(text) and (
                 _NEED_CUE.search(text) or re.search(r"走访|入户|上门|家访", text))):
             return Doubt.SIGNUP_WITH_VISIT
+        if intent == "training_signup" and not _has(parsed.get("course")) and not _SIGNUP_WORD.search(text):
+            return Doubt.WEAK_SIGNUP
         return None
-    if intent == "other" and _NEED_CUE.search(text) and _names_a_household(text, is_known_name):
-        return Doubt.OTHER_WITH_HOUSEHOLD
+    if intent == "other" and not _NOT_REPORT.search(text):
+        if _DID_VISIT.search(text):
+            return Doubt.OTHER_WITH_VISIT
+        if _NEED_CUE.search(text) and _names_a_household(text, is_known_name):
+            return Doubt.OTHER_WITH_HOUSEHOLD
     return None
 
 

@@ -37,6 +37,7 @@ def test_attempts_are_not_met(text):
     "去王德明家，他儿子不在家，老两口身体还好",  # someone else away is not a missed visit
     "去马德忠家，老伴在外打工，家里没人照顾老人，申请护理补贴",  # 没人照顾 is a need, not an absence
     "上午去张桂英家没人，下午再去见到了，缺化肥",  # a later success wins
+    "电话回访张桂英，两个孩子在家由奶奶带，孩子上下学没人接送",  # 没人接送 is a need, not an unanswered call
 ])
 def test_visits_that_met_the_household(text):
     assert visit_outcome(text) == "met"
@@ -72,6 +73,13 @@ def test_doubt_from_fields_alone():
     assert intent_doubt(visit, "") is Doubt.WEAK_VISIT
     assert intent_doubt({**visit, "needs": [{"item": "棉被"}]}, "") is None
     assert intent_doubt({**visit, "household_head": "张桂英"}, "") is None
+    assert intent_doubt({**visit, "visit_type": "入户走访"}, "国庆这几天要不要安排人入户？") is Doubt.WEAK_VISIT
+    other = {"intent": "other", "secondary_intents": []}
+    assert intent_doubt(other, "回访了枫树湾韦老二 他说低保的钱每个月都按时到了") is Doubt.OTHER_WITH_VISIT
+    assert intent_doubt(other, "请各村本周内完成入户走访") is None  # an instruction, not a report
+    weak = {"intent": "training_signup", "secondary_intents": [], "course": None}
+    assert intent_doubt(weak, "石板寨杨正华家 下个月把他家纳入监测的材料报上去") is Doubt.WEAK_SIGNUP
+    assert intent_doubt(weak, "帮杨正华报个名") is None
     signup = {"intent": "training_signup", "secondary_intents": ["visit_log"]}
     assert intent_doubt(signup, "") is Doubt.SIGNUP_WITH_VISIT
     assert intent_doubt({"intent": "training_signup", "secondary_intents": []}, "今天入户走访张桂英，缺化肥，她想报电工") \
