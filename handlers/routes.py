@@ -11,7 +11,7 @@ from handlers.context import Context
 from handlers.format import clip, mask_personal
 from handlers.resolver import get_registry
 from handlers.text import parse
-from handlers.text.confidence import intent_doubt
+from handlers.text.confidence import Doubt, intent_doubt
 
 Handler = Callable[[Context, str], Awaitable[None]]
 
@@ -189,6 +189,10 @@ async def free_text(ctx: Context, text: str) -> None:
     doubt = intent_doubt(parsed, text, registry.is_known_name)
     if intent == "visit_log" and doubt is None:
         await visits.log_visit(ctx, parsed)
+        return
+    # A weak sign-up reading may still answer a sign-up in progress (names for held seats, a swap): that is
+    # no visit, so the sign-up flow may look first. Every other doubt is asked before anything acts.
+    if doubt is Doubt.WEAK_SIGNUP and await trainings.pending_reply(ctx, text):
         return
     if doubt is not None and not trainings.claims_outright(text, ctx.now):
         await intent_ask.ask(ctx, parsed, doubt)

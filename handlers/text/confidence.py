@@ -73,7 +73,8 @@ def intent_doubt(parsed: dict[str, Any], text: str,
         if "visit_log" in secondary or (_VISIT_CUE.search(text) and (
                 _NEED_CUE.search(text) or re.search(r"走访|入户|上门|家访", text))):
             return Doubt.SIGNUP_WITH_VISIT
-        if intent == "training_signup" and not _has(parsed.get("course")) and not _SIGNUP_WORD.search(text):
+        if intent == "training_signup" and not _has(parsed.get("course")) and not _has(parsed.get("cancelled")) \
+                and not _SIGNUP_WORD.search(text):
             return Doubt.WEAK_SIGNUP
         return None
     if intent == "other" and not _NOT_REPORT.search(text):
