@@ -1,7 +1,7 @@
 """Property: whatever a cadre does to a visit in chat (corrections, a confirmed size, a need marked met, a
 photo), undoing it leaves every view and export exactly as before: /my, /needs, /visits, the visits,
 households and needs exports, the digest figures and detail, the reminder list and the registry.
-On SQLite and PostgreSQL; bounded so each database takes well under 30 s."""
+On SQLite and PostgreSQL; bounded to 8 examples per database."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ async def act(bot: Any, card: Card, action: tuple[str, str]) -> None:
             card.buttons = m.buttons
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(keep=hs.lists(visit_text(), max_size=1), text=visit_text(), actions=hs.lists(ACTION, max_size=4),
        by_button=hs.booleans())
