@@ -38,6 +38,29 @@ def fmt_qty(qty: object, unit: str | None) -> str:
     return f" ×{q}{unit or ''}"
 
 
+_FIELD_LABEL = {"size": "人口", "phone": "电话"}
+
+
+def fmt_change(field: str, old: str | None, new: str | None, *, confirmed: bool | None = None,
+               button: str | None = None) -> str:
+    """A household field stated in chat against the registry: "人口 2→6？" until confirmed. Phone numbers
+    are masked. `button` gives the confirm / restore button label instead."""
+    label = _FIELD_LABEL.get(field, field)
+
+    def show(v: str | None) -> str:
+        return "—" if not v else mask_phone(v) if field == "phone" else v
+
+    if button == "confirm":
+        return f"确认{label} {show(old)}→{show(new)}"
+    if button == "restore":
+        return f"恢复{label}为{show(old)}"
+    if confirmed is None:
+        return f"{label} {show(old)}→{show(new)}"
+    if confirmed:
+        return f"{label} {show(old)}→{show(new)}（已确认，花名册已更新）"
+    return f"{label} {show(old)}→{show(new)}？（点“确认”才改花名册）"
+
+
 def clip(text: str, n: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"

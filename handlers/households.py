@@ -39,7 +39,8 @@ async def visits(ctx: Context) -> None:
             if v.deleted:
                 continue
             n = len(v.needs)
-            lines.append(f"#{e.id} {fmt_date(v.visit_date)} {v.household.head_name} {v.visit_type}"
+            missed = "（未遇）" if v.outcome == "not_met" else ""
+            lines.append(f"#{e.id} {fmt_date(v.visit_date)} {v.household.head_name} {v.visit_type}{missed}"
                          + (f"，需求{n}条" if n else ""))
     ctx.reply("\n".join(lines))
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from handlers import accounts, broadcast, households, reminders, trainings, visits
+from handlers import accounts, broadcast, households, intent_ask, reminders, trainings, visits
 from handlers.context import Context
 from handlers.format import clip, mask_personal
 from handlers.resolver import get_registry
 from handlers.text import parse
+from handlers.text.confidence import Doubt, intent_doubt
 
 Handler = Callable[[Context, str], Awaitable[None]]
 
@@ -123,6 +124,10 @@ async def on_callback(ctx: Context) -> None:
             await visits.on_card_edit_button(ctx, int(parts[1]))
         elif parts[0] == "nd":
             await visits.on_need_met(ctx, int(parts[1]))
+        elif parts[0] == "ik":
+            await intent_ask.on_choice(ctx, int(parts[1]), parts[2])
+        elif parts[0] == "rc":
+            await visits.on_registry_change(ctx, int(parts[1]), parts[2])
         elif parts[0] == "cmd" and parts[1] in COMMAND_HANDLERS:
             await COMMAND_HANDLERS[parts[1]](ctx, "")
         elif parts[0] in trainings.CALLBACK_PREFIXES:
@@ -172,13 +177,29 @@ async def route(ctx: Context) -> None:
             return
     elif await visits.correct_latest(ctx, text):
         return
+    await free_text(ctx, text)
+
+
+async def free_text(ctx: Context, text: str) -> None:
+    """A clear visit goes straight to the visit path, before anything of the sign-up flow can claim it; a
+    doubtful reading is asked about (handlers.intent_ask); everything else may be a sign-up reply first."""
+    registry = await get_registry(ctx.session)
+    parsed = parse(text, ctx.now, registry)
+    intent = parsed.get("intent")
+    doubt = intent_doubt(parsed, text, registry.is_known_name)
+    if intent == "visit_log" and doubt is None:
+        await visits.log_visit(ctx, parsed)
+        return
+    # A weak sign-up reading may still answer a sign-up in progress (names for held seats, a swap): that is
+    # no visit, so the sign-up flow may look first. Every other doubt is asked before anything acts.
+    if doubt is Doubt.WEAK_SIGNUP and await trainings.pending_reply(ctx, text):
+        return
+    if doubt is not None and not trainings.claims_outright(text, ctx.now):
+        await intent_ask.ask(ctx, parsed, doubt)
+        return
     if await trainings.pending_reply(ctx, text):
         return
-    parsed = parse(text, ctx.now, await get_registry(ctx.session))
-    intent = parsed.get("intent")
-    if intent == "visit_log":
-        await visits.log_visit(ctx, parsed)
-    elif intent in ("training_signup", "training_cancel"):
+    if intent in ("training_signup", "training_cancel"):
         await trainings.on_text(ctx, parsed)
     else:
         await not_understood(ctx, parsed)

@@ -35,6 +35,7 @@ from storage.models import (
     Visit,
 )
 from storage.registry import Counts
+from storage.reports import counted_visit, raised_by_live_visit
 
 DEFAULT_DISTRICT = "西秀区"
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
@@ -699,7 +700,7 @@ async def _visits(session: AsyncSession, since: date | None, scope: OrgUnit | No
     vil, town = aliased(OrgUnit), aliased(OrgUnit)
     stmt = (
         select(Visit.id, Visit.visit_date, town.name, vil.name, Household.head_name, Visit.visit_type, Person.name,
-               Visit.raw_text)
+               Visit.raw_text, Visit.outcome)
         .join(Household, Household.id == Visit.household_id)
         .join(vil, vil.id == Household.village_id)
         .outerjoin(town, town.id == vil.parent_id)
@@ -728,9 +729,9 @@ async def _visits(session: AsyncSession, since: date | None, scope: OrgUnit | No
             when = due.isoformat() if due else (due_raw or "")
             follow.setdefault(vid, []).append(f"{action}（{when}）" if when else action)
     rows = [
-        [d, t or "", v, h, vt, cadre, "；".join(needs.get(vid, [])), "；".join(follow.get(vid, [])),
-         registry.mask_personal_text(raw)]
-        for vid, d, t, v, h, vt, cadre, raw in visits
+        [d, t or "", v, h, vt if outcome == "met" else f"{vt}（未遇）", cadre, "；".join(needs.get(vid, [])),
+         "；".join(follow.get(vid, [])), registry.mask_personal_text(raw)]
+        for vid, d, t, v, h, vt, cadre, raw, outcome in visits
     ]
     return Sheet("走访记录", ["日期", "乡镇", "村", "户主", "走访方式", "帮扶责任人", "需求", "后续", "原文"], rows)
 
@@ -738,9 +739,10 @@ async def _visits(session: AsyncSession, since: date | None, scope: OrgUnit | No
 async def _households(session: AsyncSession, since: date | None, scope: OrgUnit | None, tz: tzinfo) -> Sheet:
     vil, town, grp = aliased(OrgUnit), aliased(OrgUnit), aliased(OrgUnit)
     last = (select(Visit.household_id, func.max(Visit.visit_date).label("d"))
-            .where(Visit.deleted.is_(False)).group_by(Visit.household_id).subquery())
+            .where(counted_visit()).group_by(Visit.household_id).subquery())
     open_needs = (select(Need.household_id, func.count().label("n"))
-                  .where(Need.status == "open").group_by(Need.household_id).subquery())
+                  .where(Need.status == "open", raised_by_live_visit(Need.visit_id))
+                  .group_by(Need.household_id).subquery())
     conds = [Household.status == "active"]
     if since:
         conds.append(Household.updated_at >= _day_start(since, tz))

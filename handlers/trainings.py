@@ -507,6 +507,14 @@ async def substitute_by_names(ctx: Context, old: str, new: str, course: Any) -> 
 # ---------------------------------------------------------------------------------------------- before the parser
 
 
+def claims_outright(text: str, now: datetime) -> bool:
+    """A check-in code ("签到 123456 …") or a training notice: never a visit, whatever else it mentions."""
+    if _CHECKIN.match(text):
+        return True
+    a = parse_announcement(text, now)
+    return a is not None and bool(a.course_norm or a.course)
+
+
 async def pending_reply(ctx: Context, text: str) -> bool:
     """Messages only this module understands, caught before free-text parsing: check-in codes, notices,
     names for held seats, and cancellations or substitutions of people this sender has signed up."""

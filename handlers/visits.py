@@ -3,6 +3,8 @@ edits and attachments."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, TypeGuard
@@ -10,12 +12,14 @@ from typing import Any, TypeGuard
 from sqlalchemy import ColumnElement, or_, select
 
 from handlers.context import Context
-from handlers.format import clip, fmt_date, fmt_qty, mask_personal
+from handlers.format import clip, fmt_change, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry
 from handlers.text import Correction, parse, parse_correction
+from handlers.text.restate import mentions, restate_quantity
 from handlers.types import Button, Reply
+from storage import registry_changes as rcs
 from storage.accounts import home_village, in_scope, paired_household_ids
-from storage.models import Entry, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
+from storage.models import Entry, Household, Need, OrgUnit, Pairing, RegistryChange, Visit, VisitAttachment
 from storage.visits import (
     FollowUpIn,
     NeedIn,
@@ -24,6 +28,7 @@ from storage.visits import (
     entry_by_source,
     last_entry,
     load_entry,
+    remove_added_households,
     set_deleted,
 )
 
@@ -85,6 +90,12 @@ async def log_visit(ctx: Context, parsed: dict[str, Any]) -> None:
     ctx.session.add(entry)
     await ctx.session.flush()
     await _start_resolution(ctx, entry, parsed)
+
+
+async def resolve_entry(ctx: Context, entry: Entry) -> None:
+    """Take an entry kept while asking what the message is (see handlers.intent_ask) down the visit path."""
+    entry.state = "pending"
+    await _start_resolution(ctx, entry, entry.parse)
 
 
 async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) -> None:
@@ -306,16 +317,25 @@ async def _save(ctx: Context, entry: Entry) -> None:
         return
     vtype = parsed.get("visit_type")
     vtype = vtype if isinstance(vtype, str) else "入户走访"
+    proposals: list[rcs.Proposal] = []
     for item in heads:
         i = item["i"]
         size = _pick(parsed.get("household_size"), i)
+        size = size if isinstance(size, int) and 0 < size <= 30 else None
         await add_visit(
             ctx.session, entry=entry, index=i, household_id=item["hid"], cadre_id=ctx.person.id,
-            visit_date=_visit_date(ctx, entry, i), visit_type=vtype,
-            household_size=size if isinstance(size, int) and 0 < size <= 30 else None,
+            visit_date=_visit_date(ctx, entry, i), visit_type=vtype, household_size=size,
             needs=_needs_for(parsed, item["name"], n_heads),
             follow_ups=_follow_ups_for(parsed, item["name"], n_heads), now=ctx.now,
+            outcome="not_met" if _pick(parsed.get("visit_outcome"), i) == "not_met" else "met",
         )
+        # Registry fields stated in chat are proposals: the card asks before the registry changes.
+        if size is not None:
+            proposals.append(rcs.Proposal(item["hid"], "size", str(size)))
+        phone = parsed.get("phone")
+        if n_heads == 1 and isinstance(phone, str) and re.fullmatch(r"1[3-9]\d{9}", phone):
+            proposals.append(rcs.Proposal(item["hid"], "phone", phone))
+    await rcs.propose(ctx.session, entry_id=entry.id, person_id=ctx.person.id, proposals=proposals, now=ctx.now)
     entry.state = "saved"
     await _reply_card(ctx, entry.id)
 
@@ -323,11 +343,16 @@ async def _save(ctx: Context, entry: Entry) -> None:
 # ---------------------------------------------------------------- the card
 
 
-async def card_text(ctx: Context, entry: Entry) -> str:
+async def card_text(ctx: Context, entry: Entry, changes: Sequence[RegistryChange] | None = None) -> str:
     if entry.state == "undone":
         return f"↩️ 已撤销这条走访记录（#{entry.id}）。原文仍保存在系统里。"
-    lines = [f"✅ 已记录走访（#{entry.id}）"]
+    if changes is None:
+        changes = await rcs.for_entry(ctx.session, entry.id)
     visits = [v for v in entry.visits if not v.deleted]
+    if visits and all(v.outcome == "not_met" for v in visits):
+        lines = [f"📝 已记录未遇（#{entry.id}）：没见到人，不算一次走访"]
+    else:
+        lines = [f"✅ 已记录走访（#{entry.id}）"]
     for v in visits:
         h = v.household
         size = f"，{h.size}口" if h.size else ""
@@ -336,6 +361,11 @@ async def card_text(ctx: Context, entry: Entry) -> str:
         lines.append(f"户主：{h.head_name}（{h.village.name}{size}）")
         lines.append(f"日期：{fmt_date(v.visit_date, ctx.today)}")
         lines.append(f"方式：{v.visit_type}")
+        if v.outcome == "not_met":
+            lines.append("结果：未遇（没见到人，不计入走访次数）")
+        for rc in changes:
+            if rc.household_id == v.household_id:
+                lines.append(fmt_change(rc.field, rc.old_value, rc.new_value, confirmed=rc.status == "confirmed"))
         if v.needs:
             lines.append("需求：")
             for k, n in enumerate(v.needs, 1):
@@ -353,17 +383,56 @@ async def card_text(ctx: Context, entry: Entry) -> str:
     return mask_personal("\n".join(lines))
 
 
-def card_buttons(entry: Entry) -> tuple[tuple[Button, ...], ...]:
+def card_buttons(entry: Entry, changes: Sequence[RegistryChange] = ()) -> tuple[tuple[Button, ...], ...]:
     if entry.state != "saved":
         return ()
-    return ((Button("撤销", f"v:{entry.id}:undo"), Button("修改", f"v:{entry.id}:edit")),)
+    rows: list[tuple[Button, ...]] = [(Button("撤销", f"v:{entry.id}:undo"), Button("修改", f"v:{entry.id}:edit"))]
+    for rc in changes:
+        if rc.status == "proposed":
+            rows.append((Button(fmt_change(rc.field, rc.old_value, rc.new_value, button="confirm"), f"rc:{rc.id}:ok"),))
+        elif rc.status == "confirmed":
+            rows.append((Button(fmt_change(rc.field, rc.old_value, rc.new_value, button="restore"),
+                                f"rc:{rc.id}:back"),))
+    return tuple(rows)
 
 
 async def _reply_card(ctx: Context, entry_id: int, *, edit: bool = False) -> Reply:
     entry = await load_entry(ctx.session, entry_id)
     assert entry is not None
-    return ctx.reply(await card_text(ctx, entry), buttons=card_buttons(entry), card_key=f"entry:{entry.id}",
-                     edit_card=edit)
+    changes = await rcs.for_entry(ctx.session, entry.id)
+    return ctx.reply(await card_text(ctx, entry, changes), buttons=card_buttons(entry, changes),
+                     card_key=f"entry:{entry.id}", edit_card=edit)
+
+
+async def on_registry_change(ctx: Context, change_id: int, action: str) -> None:
+    """The card's 确认 / 恢复 button for a household field stated in the message."""
+    assert ctx.person is not None and ctx.scope is not None
+    rc = await ctx.session.get(RegistryChange, change_id)
+    entry = await _own_entry(ctx, rc.entry_id) if rc is not None and rc.entry_id is not None else None
+    if rc is None or entry is None or not await in_scope(ctx.session, ctx.scope, rc.household_id):
+        ctx.reply("没有找到这项修改，或不在您的帮扶范围内。")
+        return
+    if entry.state != "saved":
+        ctx.reply("这条走访记录已撤销，花名册没有改动。")
+        return
+    what = fmt_change(rc.field, rc.old_value, rc.new_value)
+    if action == "ok":
+        res = await rcs.confirm(ctx.session, rc, person_id=ctx.person.id, now=ctx.now)
+        if res is rcs.Outcome.APPLIED:
+            msg = f"已更新花名册：{what} ✅（原值已保留，可在卡片上恢复）"
+        elif res is rcs.Outcome.STALE:
+            msg = f"花名册在这之后已经更新过（如重新导入），以花名册为准，没有改动：{what}"
+        else:
+            msg = "这项修改已经处理过了。"
+    elif action == "back":
+        res = await rcs.restore(ctx.session, rc, actor=f"person:{ctx.person.id}", person_id=ctx.person.id,
+                                now=ctx.now, reason="restored from card")
+        msg = {rcs.Outcome.APPLIED: f"已恢复花名册原值：{what} 已撤回。",
+               rcs.Outcome.STALE: "花名册在这之后又改过了，没有恢复。"}.get(res, "这项修改已经处理过了。")
+    else:
+        raise ValueError(action)
+    await _reply_card(ctx, entry.id, edit=True)
+    ctx.reply(msg)
 
 
 async def _own_entry(ctx: Context, entry_id: int) -> Entry | None:
@@ -383,10 +452,17 @@ async def undo(ctx: Context, entry_id: int | None = None) -> None:
         ctx.reply("没有可以撤销的走访记录。")
         return
     await set_deleted(ctx.session, entry, True)
+    # A registry value this entry changed goes back; its open proposals go away.
+    await rcs.revert_entry(ctx.session, entry.id, actor=f"person:{ctx.person.id}", person_id=ctx.person.id,
+                           now=ctx.now, reason="undo")
+    # A household added from this message (the 添加 button) goes too, unless something else uses it by now.
+    added = [x["hid"] for x in (entry.pending or {}).get("heads", []) if x.get("how") == "added" and x.get("hid")]
+    removed = await remove_added_households(ctx.session, entry, added)
     entry.state = "undone"
-    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "undo"}]
+    entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "undo", "removed_households": removed}]
     await _reply_card(ctx, entry.id, edit=True)
-    ctx.reply(f"已撤销走访记录 #{entry.id}。")
+    also = f"随这条记录添加的农户“{'、'.join(removed)}”也已删除。" if removed else ""
+    ctx.reply(f"已撤销走访记录 #{entry.id}。{also}")
 
 
 async def on_card_edit_button(ctx: Context, entry_id: int) -> None:
@@ -442,6 +518,9 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
         change["old"] = [v.visit_date.isoformat() for v in visits]
         for v in visits:
             v.visit_date = new
+            # A need is raised on its visit's day: it moves with the visit.
+            for n in v.needs:
+                n.raised_on = new
         change["new"] = new.isoformat()
         return None
     if kind == "visit_type" and corr.visit_type:
@@ -454,7 +533,10 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
         change["old"] = [v.household_size for v in visits]
         for v in visits:
             v.household_size = corr.size
-            v.household.size = corr.size
+        # Still only a proposal: the card asks before the registry changes.
+        assert ctx.person is not None
+        await rcs.propose(ctx.session, entry_id=entry.id, person_id=ctx.person.id, now=ctx.now,
+                          proposals=[rcs.Proposal(v.household_id, "size", str(corr.size)) for v in visits])
         change["new"] = corr.size
         return None
     if kind == "household" and corr.household:
@@ -464,10 +546,16 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
         target = _find_need(needs, corr.item)
         if target is None:
             return f"没有找到“{corr.item or ''}”这条需求。"
-        change["old"] = {"need": target.id, "qty": None if target.qty is None else float(target.qty)}
+        old_qty = None if target.qty is None else float(target.qty)
+        change["old"] = {"need": target.id, "qty": old_qty}
         target.qty = Decimal(str(corr.qty))
         if corr.unit:
             target.unit = corr.unit
+        # The follow-up that states the quantity ("缺棉被两床送过去") says the new one.
+        for v in visits:
+            if target in v.needs:
+                for f in v.follow_ups:
+                    f.action = restate_quantity(f.action, target.item, old_qty, corr.qty, target.unit)[:200]
         change["new"] = corr.qty
         return None
     if kind == "delete_need" and corr.index is not None:
@@ -476,6 +564,14 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
             return f"没有第{idx + 1}条需求（共{len(needs)}条）。"
         n = needs[idx]
         change["old"] = {"need": n.id, "item": n.item, "category": n.category}
+        # A follow-up about that need alone goes with it ("缺棉被两床送过去" once 棉被 is struck out).
+        others = [m for m in needs if m is not n]
+        for v in visits:
+            if n in v.needs:
+                for f in list(v.follow_ups):
+                    if mentions(f.action, n.item) and not any(mentions(f.action, m.item) for m in others):
+                        change["old"].setdefault("follow_ups", []).append(f.action)
+                        await ctx.session.delete(f)
         await ctx.session.delete(n)
         return None
     if kind == "add_need" and corr.need:
@@ -516,6 +612,9 @@ async def _correct_household(ctx: Context, visits: list[Visit], new_name: str, o
         return f"“{new_name}”有{len(cands)}户，请在名字前加上村名。"
     hid = cands[0].household.id
     change["old"] = {"visit": target.id, "household": target.household_id}
+    if target.entry_id is not None:
+        await rcs.rehome(ctx.session, target.entry_id, old_household=target.household_id, new_household=hid,
+                         person_id=ctx.person.id, now=ctx.now)
     target.household_id = hid
     for n in target.needs:
         n.household_id = hid
@@ -534,6 +633,13 @@ async def on_edited(ctx: Context) -> None:
         ctx.inbox_state = "ignored"
         return
     parsed = parse(ctx.incoming.text, ctx.now, await get_registry(ctx.session))
+    if entry.state == "asking":  # still waiting for 记走访 / 报名培训 / 都不是: the choice runs on the new text
+        entry.raw_text, entry.parse = ctx.incoming.text, parsed
+        ctx.inbox_state = "ignored"
+        return
+    if entry.state in ("note", "signup"):  # the cadre chose that this is not a visit
+        ctx.inbox_state = "ignored"
+        return
     if parsed.get("intent") != "visit_log":
         ctx.reply(f"修改后的消息看起来不是走访记录了。走访记录 #{entry.id} 保持不变；要删除请发“撤销”。")
         return
@@ -542,6 +648,8 @@ async def on_edited(ctx: Context) -> None:
     entry.parse = parsed
     entry.history = [*entry.history, {"at": ctx.now.isoformat(), "change": "edited", "old": old}]
     entry.state = "pending"
+    await rcs.revert_entry(ctx.session, entry.id, actor=f"person:{ctx.person.id}", person_id=ctx.person.id,
+                           now=ctx.now, reason="message edited")
     await clear_visits(ctx.session, entry)
     # The bulk delete bypassed the ORM: forget the loaded collection so the card reloads it.
     ctx.session.expire(entry, ["visits"])

@@ -190,9 +190,10 @@ class Visit(Base):
     __table_args__ = (
         Index("ix_visit_household_date", "household_id", "visit_date"),
         # Live visits per household, newest last: "last visit" and "due?" are one index seek each.
-        Index("ix_visit_live", "household_id", "deleted", "visit_date"),
+        # `outcome` rides at the end so counting only met visits stays index-only.
+        Index("ix_visit_live", "household_id", "deleted", "visit_date", "outcome"),
         # Visits in a date range without touching the table (digests' per-day counts).
-        Index("ix_visit_date_live", "visit_date", "deleted", "household_id"),
+        Index("ix_visit_date_live", "visit_date", "deleted", "household_id", "outcome"),
         # The few undone visits: needs and follow-ups are filtered against this set (storage/reports.py).
         Index("ix_visit_undone", "id", sqlite_where=text("deleted = 1"), postgresql_where=text("deleted")),
     )
@@ -208,6 +209,9 @@ class Visit(Base):
     raw_text: Mapped[str] = mapped_column(Text, default="")
     parse: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # met, or not_met (未遇: nobody home, call not answered): an attempt is kept but is not a visit in
+    # coverage, digests, /my or the visit-due clock.
+    outcome: Mapped[str] = mapped_column(String(8), default="met", server_default="met")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -216,6 +220,26 @@ class Visit(Base):
     needs: Mapped[list[Need]] = relationship(back_populates="visit", order_by="Need.id")
     follow_ups: Mapped[list[FollowUp]] = relationship(back_populates="visit", order_by="FollowUp.id")
     attachments: Mapped[list[VisitAttachment]] = relationship(back_populates="visit")
+
+
+class RegistryChange(Base):
+    """A household field stated in chat (人口, 电话): proposed until the cadre confirms it, never written silently.
+    A confirmed change keeps the previous value so it can be restored. status: proposed, confirmed, restored,
+    withdrawn (its entry was undone or re-derived), stale (the registry changed first, e.g. by an import)."""
+
+    __tablename__ = "registry_change"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("household.id"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entry.id"), index=True)
+    field: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="proposed")
+    proposed_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
 
 
 class Need(Base):

@@ -38,6 +38,12 @@ def live_visit() -> ColumnElement[bool]:
     return Visit.deleted == false()
 
 
+def counted_visit() -> ColumnElement[bool]:
+    """A live visit that met the household: what coverage, visit counts and the visit-due clock count.
+    Attempts (未遇) stay live, so what they raised is still listed, but they are not visits."""
+    return and_(Visit.deleted == false(), Visit.outcome == "met")
+
+
 def raised_by_live_visit(visit_id: Any) -> ColumnElement[bool]:
     """A need or follow-up whose visit was not undone. NOT IN over the (small, partially indexed) set of
     undone visits instead of a join: joining 1M visits makes PostgreSQL pick a sequential scan."""
@@ -87,13 +93,13 @@ def cadence_for(htype: str, cadence_days: Mapping[str, int]) -> int:
 
 def _last_visit(as_of: date) -> Any:
     return (select(func.max(Visit.visit_date))
-            .where(Visit.household_id == Household.id, live_visit(), Visit.visit_date <= as_of)
+            .where(Visit.household_id == Household.id, counted_visit(), Visit.visit_date <= as_of)
             .correlate(Household).scalar_subquery())
 
 
 def _is_due(as_of: date, cadence_days: Mapping[str, int]) -> ColumnElement[bool]:
     """No live visit since the household's threshold: one index seek per household."""
-    recent = (select(Visit.id).where(Visit.household_id == Household.id, live_visit(),
+    recent = (select(Visit.id).where(Visit.household_id == Household.id, counted_visit(),
                                      Visit.visit_date > due_threshold(as_of, cadence_days),
                                      Visit.visit_date <= as_of)
               .correlate(Household).exists())
@@ -296,7 +302,8 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
 
     # Visits per day over both weeks.
     vq = (select(Visit.visit_date, func.count())
-          .where(live_visit(), Visit.visit_date >= prev, Visit.visit_date <= we, *in_units(Visit.household_id, sub))
+          .where(counted_visit(), Visit.visit_date >= prev, Visit.visit_date <= we,
+                 *in_units(Visit.household_id, sub))
           .group_by(Visit.visit_date))
     for d, n in (await session.execute(vq)).all():
         d = d if isinstance(d, date) else date.fromisoformat(str(d))
@@ -310,7 +317,7 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
     # Distinct households visited this week, per household unit.
     dq = (select(Household.unit_id, func.count(func.distinct(Visit.household_id)))
           .join(Household, Household.id == Visit.household_id)
-          .where(live_visit(), Visit.visit_date >= week_start, Visit.visit_date <= we, *hh_in_units(sub))
+          .where(counted_visit(), Visit.visit_date >= week_start, Visit.visit_date <= we, *hh_in_units(sub))
           .group_by(Household.unit_id))
     for uid, n in (await session.execute(dq)).all():
         st.households_visited += int(n)
@@ -440,7 +447,8 @@ async def bulletin_totals(session: AsyncSession, *, path: str | None, start: dat
     """Totals over [start, end] (dates, inclusive) for the subtree under `path` (None: everything)."""
     sub = None if path is None else units_under(path)
     vq = (select(func.count(Visit.id), func.count(func.distinct(Visit.household_id)))
-          .where(live_visit(), Visit.visit_date >= start, Visit.visit_date <= end, *in_units(Visit.household_id, sub)))
+          .where(counted_visit(), Visit.visit_date >= start, Visit.visit_date <= end,
+                 *in_units(Visit.household_id, sub)))
     visits, hv = (await session.execute(vq)).one()
     raised = and_(Need.raised_on >= start, Need.raised_on <= end)
     met = and_(Need.status == "met", Need.met_at >= start_utc, Need.met_at < end_utc)

@@ -7,12 +7,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage.accounts import Scope
-from storage.models import Entry, FollowUp, Household, Need, OrgUnit, Pairing, Visit, VisitAttachment
+from storage.models import (
+    Entry,
+    FollowUp,
+    Household,
+    Need,
+    OrgUnit,
+    Pairing,
+    RegistryChange,
+    Signup,
+    Visit,
+    VisitAttachment,
+)
+from storage.reports import counted_visit, raised_by_live_visit
 
 
 async def entry_by_source(session: AsyncSession, source_key: str) -> Entry | None:
@@ -67,13 +79,15 @@ class FollowUpIn:
 async def add_visit(
     session: AsyncSession, *, entry: Entry, index: int, household_id: int, cadre_id: int,
     visit_date: date, visit_type: str, household_size: int | None, needs: list[NeedIn],
-    follow_ups: list[FollowUpIn], now: datetime,
+    follow_ups: list[FollowUpIn], now: datetime, outcome: str = "met",
 ) -> Visit:
+    """The visit as stated. `household_size` is what the message said; the registry's size is not touched
+    here (a stated size is only a proposal, see storage.registry_changes)."""
     v = Visit(
         source_key=f"{entry.source_key}#{index}", entry_id=entry.id, cadre_id=cadre_id,
         household_id=household_id, visit_date=visit_date, visit_type=visit_type,
         household_size=household_size, raw_text=entry.raw_text, parse=entry.parse, created_at=now,
-        updated_at=now,
+        updated_at=now, outcome=outcome,
     )
     session.add(v)
     await session.flush()
@@ -86,10 +100,6 @@ async def add_visit(
     for f in follow_ups:
         session.add(FollowUp(visit_id=v.id, household_id=household_id, action=f.action, due=f.due,
                              due_raw=f.due_raw))
-    if household_size is not None:
-        hh = await session.get(Household, household_id)
-        if hh is not None and hh.size != household_size:
-            hh.size = household_size
     await session.flush()
     return v
 
@@ -122,8 +132,9 @@ class HouseholdSummary:
 
 async def my_households(session: AsyncSession, person_id: int, limit: int = 200) -> list[HouseholdSummary]:
     last = (select(Visit.household_id, func.max(Visit.visit_date).label("last"))
-            .where(Visit.deleted.is_(False)).group_by(Visit.household_id).subquery())
-    needs = (select(Need.household_id, func.count().label("n")).where(Need.status == "open")
+            .where(counted_visit()).group_by(Visit.household_id).subquery())
+    needs = (select(Need.household_id, func.count().label("n"))
+             .where(Need.status == "open", raised_by_live_visit(Need.visit_id))
              .group_by(Need.household_id).subquery())
     q = (select(Household, OrgUnit.name, last.c.last, needs.c.n)
          .join(Pairing, Pairing.household_id == Household.id)
@@ -144,3 +155,36 @@ async def open_needs(session: AsyncSession, scope: Scope, person_id: int, limit:
          .where(Need.status == "open", Need.household_id.in_(sub), Visit.deleted.is_(False))
          .order_by(Need.raised_on, Need.id).limit(limit))
     return [(n, h) for n, h in (await session.execute(q)).all()]
+
+
+async def remove_added_households(session: AsyncSession, entry: Entry, household_ids: list[int]) -> list[str]:
+    """Undo of an entry that added households from chat (the 添加 button): each one goes again, with this
+    entry's visits of it, unless something else refers to it by now (another visit, a sign-up, another
+    cadre's pairing). Returns the names of the households removed."""
+    removed: list[str] = []
+    for hid in household_ids:
+        h = await session.get(Household, hid)
+        if h is None:
+            continue
+        other_visit = select(Visit.id).where(Visit.household_id == hid, or_(Visit.entry_id.is_(None),
+                                                                              Visit.entry_id != entry.id))
+        signup = select(Signup.id).where(Signup.household_id == hid)
+        other_pairing = select(Pairing.id).where(Pairing.household_id == hid, Pairing.person_id != entry.person_id)
+        if any([(await session.execute(q.limit(1))).first() is not None
+                for q in (other_visit, signup, other_pairing)]):
+            continue
+        ids = select(Visit.id).where(Visit.household_id == hid)
+        await session.execute(delete(VisitAttachment).where(VisitAttachment.visit_id.in_(ids)))
+        await session.execute(delete(Need).where(Need.household_id == hid))
+        await session.execute(delete(FollowUp).where(FollowUp.household_id == hid))
+        await session.execute(delete(Need).where(Need.visit_id.in_(ids)))
+        await session.execute(delete(FollowUp).where(FollowUp.visit_id.in_(ids)))
+        await session.execute(delete(Visit).where(Visit.household_id == hid))
+        await session.execute(delete(RegistryChange).where(RegistryChange.household_id == hid))
+        await session.execute(delete(Pairing).where(Pairing.household_id == hid))
+        await session.execute(delete(Household).where(Household.id == hid))
+        removed.append(h.head_name)
+    if removed:
+        session.expire(entry, ["visits"])
+    await session.flush()
+    return removed

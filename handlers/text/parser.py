@@ -35,13 +35,15 @@ from ._norm import normalize
 from ._numbers import NUM, parse_number
 from ._segment import base_tokenizer
 from .courses import find_course, normalise_course
+from .outcome import visit_outcome
 from .registry import Registry
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("intent", "secondary_intents", "household_head", "village", "visit_date", "visit_type", "household_size",
           "needs", "follow_ups", "course", "course_norm", "participants", "phone", "training_date",
-          "signup_deadline", "cancelled")
+          "signup_deadline", "cancelled",
+          "visit_outcome")
 
 
 def empty_result(intent: str = "other") -> dict[str, Any]:
@@ -245,6 +247,7 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
     course = ctx.course
     if intent == "visit_log":
         _fill_visit(ctx, res, hd is not None)
+        res["visit_outcome"] = visit_outcome(t, res["household_head"])
     else:
         vs = _uniq([v.text for v in villages])
         res["village"] = vs[0] if len(vs) == 1 else (vs or None)
