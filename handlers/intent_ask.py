@@ -8,6 +8,8 @@ from dataclasses import replace
 from handlers import trainings, visits
 from handlers.context import Context
 from handlers.format import clip, mask_personal
+from handlers.resolver import get_registry
+from handlers.text import parse
 from handlers.text.confidence import Doubt, training_reading, visit_reading
 from handlers.types import Button
 from storage.models import Entry
@@ -45,7 +47,12 @@ async def on_choice(ctx: Context, entry_id: int, choice: str) -> None:
     entry.updated_at = ctx.now
     if choice in ("v", "b"):
         kept = entry.parse
-        entry.parse = visit_reading(kept)
+        # Read the kept text again as a visit, so its dates, needs and visit type are filled too; the
+        # reading stays anchored at the time the message was sent, not the time of the tap.
+        sent = entry.created_at
+        when = sent.astimezone(ctx.now.tzinfo) if sent is not None and sent.tzinfo is not None else ctx.now
+        forced = parse(entry.raw_text or "", when, await get_registry(ctx.session), intent="visit_log")
+        entry.parse = visit_reading(forced if forced.get("household_head") else kept)
         await visits.resolve_entry(ctx, entry)
         if choice == "b":
             await _signup_path(ctx, entry.raw_text, kept, entry.pending.get("inbox"))

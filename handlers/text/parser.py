@@ -194,16 +194,18 @@ def _uniq(xs: list[str]) -> list[str]:
     return list(dict.fromkeys(xs))
 
 
-def parse(text: str, now: datetime, registry: Registry | None = None) -> dict[str, Any]:
-    """Parse one cadre message sent at `now` (tz-aware) into the README schema; never raises."""
+def parse(text: str, now: datetime, registry: Registry | None = None, intent: str | None = None) -> dict[str, Any]:
+    """Parse one cadre message sent at `now` (tz-aware) into the README schema; never raises.
+    `intent` forces a reading the cadre chose ("记走访" on a message read otherwise): every field of that
+    intent is filled from the text as if the parser had picked it."""
     try:
-        return _parse(text, now, registry)
+        return _parse(text, now, registry, intent)
     except Exception:  # a parser bug must degrade to "other", not take the bot down
         log.exception("parse failed")
         return empty_result()
 
 
-def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any]:
+def _parse(text: str, now: datetime, registry: Registry | None, forced: str | None = None) -> dict[str, Any]:
     t = normalize(text)
     res = empty_result()
     if not t:
@@ -242,6 +244,9 @@ def _parse(text: str, now: datetime, registry: Registry | None) -> dict[str, Any
                _course_in(t, avoid), [c.start for c in cls], _swap(t, names), _listed(t, cls))
 
     intent, secondary = _intent(ctx)
+    if forced is not None and forced != intent:
+        secondary = [x for x in [*secondary, intent] if x not in ("other", "query", forced)]
+        intent = forced
     res["intent"] = intent
     res["secondary_intents"] = secondary
     course = ctx.course
