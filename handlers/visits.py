@@ -13,12 +13,22 @@ from sqlalchemy import ColumnElement, or_, select
 
 from handlers.context import Context
 from handlers.format import clip, fmt_change, fmt_date, fmt_qty, mask_personal
-from handlers.resolver import get_registry
+from handlers.resolver import get_registry, resolve_written
 from handlers.text import Correction, parse, parse_correction
+from handlers.text.registry import kin_mentions, villages_in_text
 from handlers.text.restate import mentions, restate_quantity
 from handlers.types import Button, Reply
 from storage import registry_changes as rcs
-from storage.accounts import home_village, in_scope, paired_household_ids
+from storage.accounts import (
+    HouseholdLabel,
+    home_village,
+    household_labels,
+    in_area,
+    in_scope,
+    lookup_area,
+    paired_household_ids,
+    scope_ids,
+)
 from storage.models import Entry, Household, Need, OrgUnit, Pairing, RegistryChange, Visit, VisitAttachment
 from storage.visits import (
     FollowUpIn,
@@ -33,7 +43,7 @@ from storage.visits import (
 )
 
 AUTO_REASONS = ("exact", "member")
-MAX_CHOICES = 6
+OUTSIDE_AREA = "不在您的乡镇范围内"
 
 
 def source_key(ctx: Context) -> str:
@@ -102,6 +112,9 @@ async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) 
     assert ctx.person is not None and ctx.scope is not None
     heads = _as_list(parsed.get("household_head"))
     if not heads:
+        # 看了老王 / 去杨奶奶家: a kin reference the parse did not take for a household still names candidates
+        heads = kin_mentions(entry.raw_text)[:1]
+    if not heads:
         entry.state = "unresolved"
         ctx.reply(
             "我看出这是一条走访记录，但没认出是哪一户。\n"
@@ -110,25 +123,25 @@ async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) 
         return
     reg = await get_registry(ctx.session)
     paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
+    area = await lookup_area(ctx.session, ctx.person)
     home = await _home_village(ctx)
+    # A bare village name the parse missed (鲍屯韦国祥, 高坡王德明) still decides, when the message names one.
+    in_text = villages_in_text(entry.raw_text, reg.villages) if len(heads) == 1 else []
     items: list[dict[str, Any]] = []
     for i, head in enumerate(heads):
         village = _pick(parsed.get("village"), i)
+        village = village if isinstance(village, str) else (in_text[0] if len(in_text) == 1 else None)
         name = head if isinstance(head, str) else str(head.get("raw", "")) if isinstance(head, dict) else ""
-        cands = reg.resolve(name, village=village if isinstance(village, str) else None,
-                            prefer_ids=paired, prefer_village=home)
-        ok: list[Any] = []
-        for c in cands:
-            if len(ok) >= MAX_CHOICES:
-                break
-            if await in_scope(ctx.session, ctx.scope, c.household.id):
-                ok.append(c)
-        item: dict[str, Any] = {"i": i, "name": name, "village": village if isinstance(village, str) else None,
-                                "cands": [c.household.id for c in ok], "hid": None}
-        exact = [c for c in ok if c.reason in AUTO_REASONS]
-        if len(exact) == 1 or (len(ok) == 1 and ok[0].reason in ("homophone", "pinyin")):
-            item["hid"] = (exact[0] if len(exact) == 1 else ok[0]).household.id
-            item["how"] = (exact[0] if len(exact) == 1 else ok[0]).reason
+        res = await resolve_written(ctx.session, reg, name, area=area, paired=paired, village=village,
+                                    home_village=home, year=ctx.today.year)
+        item: dict[str, Any] = {"i": i, "name": name, "village": village, "cands": list(res.options), "hid": None,
+                                "mode": res.outcome, "exists": res.exists}
+        if res.outcome == "attach":
+            item["hid"], item["how"] = res.options[0], "auto"
+        elif res.outcome == "outside":
+            # Plainly, with nothing about the household: it is another township's.
+            item["skip"] = True
+            ctx.reply(f"“{name}”{OUTSIDE_AREA}，这一户没有记录。")
         items.append(item)
     date_v = parsed.get("visit_date")
     entry.pending = {"heads": items, "date_cands": date_v.get("candidates") if _is_amb(date_v) else None,
@@ -154,18 +167,36 @@ async def _continue(ctx: Context, entry: Entry) -> None:
     await _save(ctx, entry)
 
 
+def option_label(h: HouseholdLabel) -> str:
+    """王德明（大坝村一组，5口）: 村, 组 and 人口, enough to tell namesakes apart without personal data."""
+    size = f"，{h.size}口" if h.size else "，人口不详"
+    return f"{h.head}（{h.village}{h.group or ''}{size}）"
+
+
 async def _ask_household(ctx: Context, entry: Entry, item: dict[str, Any]) -> None:
+    labels = await household_labels(ctx.session, item["cands"])
     rows: list[tuple[Button, ...]] = []
-    for hid in item["cands"]:
-        h = await ctx.session.get(Household, hid)
-        if h is None:
-            continue
-        vill = await ctx.session.get(OrgUnit, h.village_id)
-        size = f"，{h.size}口" if h.size else ""
-        rows.append((Button(f"{h.head_name}（{vill.name if vill else ''}{size}）", f"pk:{entry.id}:{item['i']}:{hid}"),))
+    for k, hid in enumerate(h for h in item["cands"] if h in labels):
+        confirm_first = item.get("mode") == "confirm" and k == 0
+        text = ("是 " if confirm_first else "") + option_label(labels[hid])
+        rows.append((Button(text, f"pk:{entry.id}:{item['i']}:{hid}"),))
     if rows:
         rows.append((Button("都不是", f"pk:{entry.id}:{item['i']}:0"),))
-        ctx.reply(f"“{item['name']}”是哪一户？", buttons=tuple(rows), card_key=f"ask:{entry.id}")
+        if item.get("mode") == "confirm":
+            question = f"“{item['name']}”是这一户吗？{option_label(labels[item['cands'][0]])}"
+        else:
+            question = f"“{item['name']}”有{len(rows) - 1}户，是哪一户？"
+        ctx.reply(question, buttons=tuple(rows), card_key=f"ask:{entry.id}")
+        return
+    if item.get("mode") == "none":
+        ctx.reply(f"没认出“{item['name']}”是哪一户，请写户主全名重新发送，或者不记这一户。",
+                  buttons=((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),),), card_key=f"ask:{entry.id}")
+        return
+    if item.get("exists"):
+        # The name, or one sounding like it, is in the registry of the area: adding it would make a duplicate.
+        ctx.reply(f"花名册里已有“{item['name']}”或读音相近的户，不能重复添加。\n"
+                  "请写上户主全名和村名重新发送，或者不记这一户。",
+                  buttons=((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),),), card_key=f"ask:{entry.id}")
         return
     village = item.get("village") or await _home_village(ctx)
     where = f"（{village}）" if village else ""
@@ -202,9 +233,10 @@ async def on_pick(ctx: Context, entry_id: int, index: int, hid: int) -> None:
     if item is None:
         return
     if hid > 0:
-        assert ctx.scope is not None
-        if hid not in item["cands"] or not await in_scope(ctx.session, ctx.scope, hid):
-            ctx.reply("这一户不在您的帮扶范围内。")
+        assert ctx.person is not None
+        area = await lookup_area(ctx.session, ctx.person)
+        if hid not in item["cands"] or not await in_area(ctx.session, area, [hid]):
+            ctx.reply("这一户不在您的帮扶范围内。")  # a forged or stale button: say no more than that
             return
         item["hid"], item["how"] = hid, "picked"
     elif hid == 0:
@@ -221,6 +253,9 @@ async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
         return
     items, item = _pending_item(entry, index)
     if item is None:
+        return
+    if item.get("exists") or item.get("mode") not in (None, "new"):
+        ctx.reply(f"花名册里已有“{item['name']}”或读音相近的户，不能重复添加。")
         return
     village_name = item.get("village") or await _home_village(ctx)
     villages = await _villages_allowed(ctx, village_name)
@@ -313,7 +348,8 @@ async def _save(ctx: Context, entry: Entry) -> None:
     n_heads = len(entry.pending["heads"])
     if not heads:
         entry.state = "dropped"
-        ctx.reply("好的，这条没有记成走访。原文已保存，需要时可以重发。")
+        if any(x.get("mode") != "outside" for x in entry.pending["heads"]):  # outside ones were answered already
+            ctx.reply("好的，这条没有记成走访。原文已保存，需要时可以重发。")
         return
     vtype = parsed.get("visit_type")
     vtype = vtype if isinstance(vtype, str) else "入户走访"
@@ -335,6 +371,11 @@ async def _save(ctx: Context, entry: Entry) -> None:
         phone = parsed.get("phone")
         if n_heads == 1 and isinstance(phone, str) and re.fullmatch(r"1[3-9]\d{9}", phone):
             proposals.append(rcs.Proposal(item["hid"], "phone", phone))
+    # Household facts are changed only by those whose scope holds the household: a visit to a colleague's
+    # household (allowed across the township) records what was said but proposes no registry change.
+    assert ctx.scope is not None
+    own = await scope_ids(ctx.session, ctx.scope, {p.household_id for p in proposals})
+    proposals = [p for p in proposals if p.household_id in own]
     await rcs.propose(ctx.session, entry_id=entry.id, person_id=ctx.person.id, proposals=proposals, now=ctx.now)
     entry.state = "saved"
     await _reply_card(ctx, entry.id)
@@ -534,9 +575,11 @@ async def _apply_correction(ctx: Context, entry: Entry, visits: list[Visit], cor
         for v in visits:
             v.household_size = corr.size
         # Still only a proposal: the card asks before the registry changes.
-        assert ctx.person is not None
+        assert ctx.person is not None and ctx.scope is not None
+        own = await scope_ids(ctx.session, ctx.scope, {v.household_id for v in visits})
         await rcs.propose(ctx.session, entry_id=entry.id, person_id=ctx.person.id, now=ctx.now,
-                          proposals=[rcs.Proposal(v.household_id, "size", str(corr.size)) for v in visits])
+                          proposals=[rcs.Proposal(v.household_id, "size", str(corr.size)) for v in visits
+                                     if v.household_id in own])
         change["new"] = corr.size
         return None
     if kind == "household" and corr.household:
@@ -605,7 +648,9 @@ async def _correct_household(ctx: Context, visits: list[Visit], new_name: str, o
     reg = await get_registry(ctx.session)
     paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
     cands = [c for c in reg.resolve(new_name, prefer_ids=paired) if c.reason in AUTO_REASONS]
-    cands = [c for c in cands if await in_scope(ctx.session, ctx.scope, c.household.id)]
+    # Naming the household outright is the confirmation: any household of the lookup area may be set here.
+    allowed = await in_area(ctx.session, await lookup_area(ctx.session, ctx.person), [c.household.id for c in cands])
+    cands = [c for c in cands if c.household.id in allowed]
     if not cands:
         return f"花名册里没有找到“{new_name}”。"
     if len(cands) > 1:

@@ -1,16 +1,19 @@
-"""People's chat identities, invite codes and scope (which households a person may see)."""
+"""People's chat identities, invite codes, scope (which households a person may see) and lookup area (where
+the households they write about are looked up)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatIdentity, Household, Invite, OrgUnit, Pairing, Person
+from storage.registry import path_prefix
 
 # No 0/O, 1/I/L: codes are read off paper and typed on phones.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -151,6 +154,89 @@ async def in_scope(session: AsyncSession, scope: Scope, household_id: int) -> bo
     return (await session.execute(q)).first() is not None
 
 
+async def scope_ids(session: AsyncSession, scope: Scope, household_ids: Collection[int]) -> set[int]:
+    """Which of these households the scope covers: one query for all of them."""
+    if not household_ids:
+        return set()
+    q = scope.household_filter(select(Household.id).where(Household.id.in_(list(household_ids))))  # type: ignore[arg-type]
+    return set((await session.execute(q)).scalars())
+
+
 async def paired_household_ids(session: AsyncSession, person_id: int) -> set[int]:
     q = select(Pairing.household_id).where(Pairing.person_id == person_id)
     return set((await session.execute(q)).scalars())
+
+
+@dataclass(frozen=True)
+class LookupArea:
+    """Where a person's written household names are resolved: the township(s) that hold their own unit and the
+    townships of the households they are paired with (a county-bureau cadre paired in two townships gets both).
+    Supervisors keep their whole unit subtree; admins look everywhere. Wider than `Scope` on purpose: cadres
+    visit colleagues' households and the whole village during 遍访, and a visit there is attached only after
+    the cadre confirms it."""
+
+    everything: bool = False
+    path_prefixes: tuple[str, ...] = ()
+
+
+async def lookup_area(session: AsyncSession, person: Person) -> LookupArea:
+    if person.role == "admin":
+        return LookupArea(everything=True)
+    own = await session.get(OrgUnit, person.unit_id) if person.unit_id else None
+    paired_paths = select(OrgUnit.path).join(Household, Household.village_id == OrgUnit.id).join(
+        Pairing, Pairing.household_id == Household.id).where(Pairing.person_id == person.id).distinct()
+    paths = set((await session.execute(paired_paths)).scalars())
+    prefixes: set[str] = set()
+    if own is not None:
+        if person.role in ("supervisor", "organiser"):
+            prefixes.add(own.path)
+        elif own.level != "district":
+            # A county-bureau cadre (unit: the district) gets only the townships of their pairings.
+            paths.add(own.path)
+    ancestor_ids = {int(i) for p in paths for i in p.strip("/").split("/") if i}
+    if ancestor_ids:
+        prefixes |= set((await session.execute(select(OrgUnit.path).where(
+            OrgUnit.id.in_(ancestor_ids), OrgUnit.level == "township"))).scalars())
+    # A village hung straight under a district (no township above it) still covers itself.
+    for p in paths:
+        if not any(p.startswith(t) for t in prefixes):
+            prefixes.add(p)
+    # Drop prefixes that lie inside another: each household is then matched once.
+    kept = tuple(sorted(p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)))
+    return LookupArea(path_prefixes=kept)
+
+
+async def in_area(session: AsyncSession, area: LookupArea, household_ids: Collection[int]) -> set[int]:
+    """Which of these (active) households lie in the lookup area: one query for all candidates."""
+    if not household_ids:
+        return set()
+    q = select(Household.id).where(Household.id.in_(list(household_ids)), Household.status == "active")
+    if not area.everything:
+        if not area.path_prefixes:
+            return set()
+        q = q.join(OrgUnit, OrgUnit.id == Household.village_id).where(
+            or_(*(path_prefix(OrgUnit.path, p) for p in area.path_prefixes)))
+    return set((await session.execute(q)).scalars())
+
+
+@dataclass(frozen=True)
+class HouseholdLabel:
+    """What a choice button shows about a household: 村, 组 and 人口, nothing personal."""
+
+    id: int
+    head: str
+    village: str
+    group: str | None
+    size: int | None
+
+
+async def household_labels(session: AsyncSession, household_ids: Collection[int]) -> dict[int, HouseholdLabel]:
+    if not household_ids:
+        return {}
+    village = OrgUnit.__table__.alias("v")
+    unit = OrgUnit.__table__.alias("u")
+    q = (select(Household.id, Household.head_name, village.c.name, unit.c.name, unit.c.level, Household.size)
+         .join(village, village.c.id == Household.village_id).join(unit, unit.c.id == Household.unit_id)
+         .where(Household.id.in_(list(household_ids))))
+    return {i: HouseholdLabel(i, head, vname, uname if level == "group" else None, size)
+            for i, head, vname, uname, level, size in (await session.execute(q)).all()}

@@ -39,6 +39,8 @@ class HouseholdRef:
     village: str
     size: int | None = None
     members: tuple[str, ...] = ()
+    born: int | None = None  # the head's birth year, when the registry knows it
+    female: bool | None = None  # the head's sex, when the registry knows it
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,9 @@ class Registry:
                 self._sync_words()
             return self._tok
 
+    def with_surname(self, surname: str) -> list[HouseholdRef]:
+        return list(self._by_surname.get(surname, ()))
+
     def get(self, household_id: int) -> HouseholdRef | None:
         return self._by_id.get(household_id)
 
@@ -227,3 +232,100 @@ class Registry:
         if cands and cands[0].reason == "kinship":
             cands = cands[:MAX_KIN_RESULTS]
         return cands
+
+
+# --- reading a written name: full name, a relative of a named person, or a surname with a kin word -------
+
+NameKind = Literal["name", "relative", "surname"]
+ELDERLY_AGE = 60
+
+# Kin words after a full name that point at that person's household: 何文祥他妈, 何文祥的儿子, 罗某家的老二.
+_RELATIVE = re.compile(
+    r"^(?P<x>[\u4e00-\u9fff]{2,4}?)(?:他|她)?(?:家)?(?:的)?(?P<kin>妈妈|妈|爸爸|爸|老爸|老妈|母亲|父亲|儿子|女儿|儿媳|"
+    r"媳妇|老伴|老婆|老公|爱人|孙子|孙女|哥哥|哥|弟弟|弟|姐姐|姐|妹妹|妹|爷爷|奶奶|外婆|外公|女婿|大儿子|小儿子|"
+    r"二儿子|大女儿|小女儿|家属|屋头的|家里人|老大|老二|老三)$"
+)
+# Surname kin words that say the head is old, and which sex they name (None: either).
+_ELDERLY_KIN: dict[str, bool | None] = {
+    "奶奶": True, "婆婆": True, "阿婆": True, "老太": True, "大娘": True, "老奶奶": True, "婆": True, "奶": True,
+    "大妈": True, "嬢嬢": None,
+    "爷爷": False, "大爷": False, "老汉": False, "老倌": False, "公公": False, "老爷子": False, "爷": False,
+    "公": False, "伯伯": False, "老伯": False,
+}
+_SURNAME_KIN = re.compile(
+    r"^(?P<pre>老|小|阿)?(?P<s>[\u4e00-\u9fff]{1,2}?)(?P<suf>家|(?:大|二|三|四|五|幺|小)?(?:哥|姐|叔|婶|伯|嫂|妹|弟|"
+    r"嬢|孃|娘|妈|爸|老师|师傅|支书|主任|家的|家里)|" + "|".join(sorted(_ELDERLY_KIN, key=len, reverse=True)) + r")?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NameQuery:
+    """What a written household reference asks for: a full name (possibly through a relative: 何文祥他妈 is
+    何文祥's household), or a surname with a kin or familiarity word (老王, 杨奶奶), optionally of an old head."""
+
+    kind: NameKind
+    name: str  # the full name, or the surname
+    elderly: bool = False
+    female: bool | None = None
+
+
+def _is_surname(s: str) -> bool:
+    return s in SURNAMES or s in COMPOUND_SURNAMES
+
+
+def read_name(written: str) -> NameQuery:
+    """How to look up a household reference as the parser wrote it ("老王", "杨奶奶", "何文祥他妈", "王德明")."""
+    w = normalize(written).replace(" ", "")
+    m = _SURNAME_KIN.match(w)
+    if m and _is_surname(m.group("s")) and (m.group("pre") or m.group("suf") or len(w) == 1):
+        suf = m.group("suf") or ""
+        if suf in _ELDERLY_KIN:
+            return NameQuery("surname", m.group("s"), elderly=True, female=_ELDERLY_KIN[suf])
+        return NameQuery("surname", m.group("s"))
+    r = _RELATIVE.match(w)
+    if r and _is_surname(surname_of(r.group("x"))) and len(r.group("x")) >= 2:
+        return NameQuery("relative", r.group("x"))
+    return NameQuery("name", w)
+
+
+def age_fits(ref: HouseholdRef, query: NameQuery, year: int) -> bool:
+    """Whether a household may be the one an "old" kin word (杨奶奶) means. A head whose age or sex the registry
+    does not know is kept: the registry cannot rule it out."""
+    if not query.elderly:
+        return True
+    if ref.born is not None and year - ref.born < ELDERLY_AGE:
+        return False
+    return not (query.female is not None and ref.female is not None and ref.female != query.female)
+
+
+def village_stems(village: str) -> tuple[str, ...]:
+    """A village as people write it: 鲍屯村 is also 鲍屯 (bare stems of one char are too common to count)."""
+    stem = re.sub(r"(?:村委会|居委会|社区|村)$", "", village)
+    return (village, stem) if stem != village and len(stem) >= 2 else (village,)
+
+
+def villages_in_text(text: str, villages: Iterable[str]) -> list[str]:
+    """The villages (of `villages`) a message names, with or without 村, in order of appearance."""
+    t = normalize(text)
+    hits: list[tuple[int, str]] = []
+    for v in villages:
+        pos = [t.find(x) for x in village_stems(v) if x in t]
+        if pos:
+            hits.append((min(pos), v))
+    return [v for _, v in sorted(hits)]
+
+
+_KIN_IN_TEXT = re.compile(
+    r"(?:老(?P<a>[\u4e00-\u9fff])(?![\u4e00-\u9fff]{0,1}(?:师|板|人|家里|年|实|公|婆|伴|表|乡|总|大|二|三))"
+    r"|(?P<b>[\u4e00-\u9fff])(?P<k>" + "|".join(sorted(_ELDERLY_KIN, key=len, reverse=True)) + r"))"
+)
+
+
+def kin_mentions(text: str) -> list[str]:
+    """Surname-plus-kin references in a message whose parse found no household (看了老王, 去杨奶奶家)."""
+    out = []
+    for m in _KIN_IN_TEXT.finditer(normalize(text)):
+        s = m.group("a") or m.group("b")
+        if s and s in SURNAMES and s not in "大小老阿":
+            out.append(m.group(0))
+    return out
