@@ -110,6 +110,8 @@ async def resolve_written(session: AsyncSession, reg: Registry, written: str, *,
     query = read_name(written)
     if query.kind != "name" and reg.is_known_name(written):
         query = NameQuery("name", written)  # 石大妹 is a registered head, not 石 + 大妹
+    if query.kind == "title":
+        return Resolution("none", (), exists=True)
     if query.kind == "surname":
         return await _resolve_surname(session, reg, query.name, query, area=area, paired=paired,
                                       village=village, home_village=home_village, year=year)

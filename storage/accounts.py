@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,7 +160,8 @@ async def scope_ids(session: AsyncSession, scope: Scope, household_ids: Collecti
     if not household_ids:
         return set()
     q = scope.household_filter(select(Household.id).where(Household.id.in_(list(household_ids))))  # type: ignore[arg-type]
-    return set((await session.execute(q)).scalars())
+    ids: list[Any] = list((await session.execute(q)).scalars())  # ids: household_filter is typed for rows
+    return {int(i) for i in ids}
 
 
 async def paired_household_ids(session: AsyncSession, person_id: int) -> set[int]:

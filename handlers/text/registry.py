@@ -236,7 +236,7 @@ class Registry:
 
 # --- reading a written name: full name, a relative of a named person, or a surname with a kin word -------
 
-NameKind = Literal["name", "relative", "surname"]
+NameKind = Literal["name", "relative", "surname", "title"]
 ELDERLY_AGE = 60
 
 # Kin words after a full name that point at that person's household: 何文祥他妈, 何文祥的儿子, 罗某家的老二.
@@ -254,7 +254,7 @@ _ELDERLY_KIN: dict[str, bool | None] = {
 }
 _SURNAME_KIN = re.compile(
     r"^(?P<pre>老|小|阿)?(?P<s>[\u4e00-\u9fff]{1,2}?)(?P<suf>家|(?:大|二|三|四|五|幺|小)?(?:哥|姐|叔|婶|伯|嫂|妹|弟|"
-    r"嬢|孃|娘|妈|爸|老师|师傅|支书|主任|家的|家里)|" + "|".join(sorted(_ELDERLY_KIN, key=len, reverse=True)) + r")?$"
+    r"嬢|孃|娘|妈|爸|家的|家里)|" + "|".join(sorted(_ELDERLY_KIN, key=len, reverse=True)) + r")?$"
 )
 
 
@@ -273,9 +273,16 @@ def _is_surname(s: str) -> bool:
     return s in SURNAMES or s in COMPOUND_SURNAMES
 
 
+# A surname with a title is a person met on the job (韦老师, 王支书), not a household to record a visit to.
+_TITLE = re.compile(r"^(?P<s>[\u4e00-\u9fff]{1,2}?)(?:老师|师傅|支书|书记|主任|村长|组长|会计|医生|局长|镇长|干部)$")
+
+
 def read_name(written: str) -> NameQuery:
     """How to look up a household reference as the parser wrote it ("老王", "杨奶奶", "何文祥他妈", "王德明")."""
     w = normalize(written).replace(" ", "")
+    t = _TITLE.match(w)
+    if t and _is_surname(t.group("s")):
+        return NameQuery("title", t.group("s"))
     m = _SURNAME_KIN.match(w)
     if m and _is_surname(m.group("s")) and (m.group("pre") or m.group("suf") or len(w) == 1):
         suf = m.group("suf") or ""

@@ -86,3 +86,43 @@ def test_resolve_is_fast_with_13000_households() -> None:
     for name in ("王德明", "李秀兰", "张国华", "老王家", "刘建英"):
         assert r.resolve(name)
     assert (time.perf_counter() - t) / 5 < 0.05
+
+
+def test_read_name_kin_and_nicknames() -> None:
+    from handlers.text.registry import NameQuery, read_name
+
+    assert read_name("王德明") == NameQuery("name", "王德明")
+    assert read_name("老王") == NameQuery("surname", "王")
+    assert read_name("王二哥") == NameQuery("surname", "王")
+    assert read_name("包二嬢") == NameQuery("surname", "包")
+    assert read_name("杨奶奶") == NameQuery("surname", "杨", elderly=True, female=True)
+    assert read_name("罗大爷") == NameQuery("surname", "罗", elderly=True, female=False)
+    assert read_name("何文祥他妈") == NameQuery("relative", "何文祥")
+    assert read_name("何文祥的儿子") == NameQuery("relative", "何文祥")
+    assert read_name("陶小东他哥") == NameQuery("relative", "陶小东")
+    assert read_name("韦老师") == NameQuery("title", "韦")  # a person met on the job, not a household
+    assert read_name("王支书").kind == "title"
+
+
+def test_elderly_filter_keeps_unknown_ages() -> None:
+    from handlers.text.registry import age_fits, read_name
+
+    q = read_name("杨奶奶")
+    old_woman = HouseholdRef(1, "杨桂兰", "新寨村", born=1940, female=True)
+    young_woman = HouseholdRef(2, "杨秀英", "高坡村", born=1982, female=True)
+    old_man = HouseholdRef(3, "杨德贵", "茶园村", born=1946, female=False)
+    unknown = HouseholdRef(4, "杨小芬", "茶园村")
+    assert [h.id for h in (old_woman, young_woman, old_man, unknown) if age_fits(h, q, 2026)] == [1, 4]
+    assert age_fits(young_woman, read_name("老杨"), 2026)
+
+
+def test_kin_mentions_and_bare_villages() -> None:
+    from handlers.text.registry import kin_mentions, villages_in_text
+
+    assert kin_mentions("今天去看了老王，缺化肥") == ["老王"]
+    assert kin_mentions("今天去杨奶奶家坐了坐") == ["杨奶奶"]
+    assert kin_mentions("老师说今天去老家看看老人") == []
+    villages = ["鲍屯村", "高坡村", "大坝村", "新村"]
+    assert villages_in_text("今天去鲍屯韦国祥家", villages) == ["鲍屯村"]
+    assert villages_in_text("今天去高坡村王德明家，大坝那边也去了", villages) == ["高坡村", "大坝村"]
+    assert villages_in_text("今天去看了新房子", villages) == []  # a one-character stem is not a village
