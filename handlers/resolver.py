@@ -28,7 +28,9 @@ _cache: dict[str, _Cached] = {}
 async def _signature(session: AsyncSession) -> tuple[Any, ...]:
     # What the registry holds (id, head, village) never changes in place: a renamed or moved household
     # is a new row (natural key), so count and max id tell every relevant change; updated_at would also
-    # move on every household-size update and force needless rebuilds.
+    # move on every household-size update and force needless rebuilds. The head's birth year and sex (from the
+    # resident ID) may lag a re-import that corrects an ID number until the next household is added: they only
+    # narrow 杨奶奶-style nicknames, and every option is still shown for a tap.
     q = select(func.count(Household.id), func.max(Household.id))
     row = (await session.execute(q)).one()
     vq = select(func.count(OrgUnit.id), func.max(OrgUnit.id))
