@@ -104,3 +104,17 @@ async def test_confirming_tap_records_a_colleagues_household(sessionmaker: async
     assert "已记录走访" in out[0].text
     async with sessionmaker() as s:
         assert (await s.execute(select(Visit.household_id))).scalar_one() == tw.ids["韦国祥"]
+
+
+async def test_a_colleagues_household_gets_no_registry_proposal(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    from storage.models import RegistryChange
+
+    bot, tw = await make_township_bot(sessionmaker)
+    await bot.bind("u1", "李明")
+    out = await bot.send("u1", "今天去潘志强家，6口人，缺化肥")  # 陈刚's household, registered with 3
+    out = await bot.press("u1", next(m for m in out if picks(m)), "是 ")
+    assert "已记录走访" in out[0].text
+    assert await bot.count(RegistryChange) == 0
+    out = await bot.send("u1", "今天去张国华家，6口人，缺米")  # his own, registered with 5: proposed
+    assert "已记录走访" in out[0].text
+    assert await bot.count(RegistryChange, RegistryChange.household_id == tw.ids["张国华"]) == 1
