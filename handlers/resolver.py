@@ -128,7 +128,10 @@ async def resolve_written(session: AsyncSession, reg: Registry, written: str, *,
         elif any(_village_matches(c.household.village, village) for c in outside):
             return Resolution("outside")
     if not inside:
-        return Resolution("outside" if outside else "new")
+        if outside:
+            return Resolution("outside")
+        # 吴小花他妈 with no 吴小花 on the roll: a relative is never added as a household of their own
+        return Resolution("none" if query.kind == "relative" else "new", (), exists=query.kind == "relative")
 
     def key(c: Candidate) -> tuple[int, bool, bool, float, int]:
         h = c.household

@@ -118,3 +118,17 @@ async def test_a_colleagues_household_gets_no_registry_proposal(sessionmaker: as
     out = await bot.send("u1", "今天去张国华家，6口人，缺米")  # his own, registered with 5: proposed
     assert "已记录走访" in out[0].text
     assert await bot.count(RegistryChange, RegistryChange.household_id == tw.ids["张国华"]) == 1
+
+
+async def test_kin_words_are_never_new_households(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    tw = await seed_township(sessionmaker)
+    async with sessionmaker() as s:
+        person = await s.get(Person, tw.world.people["李明"].id)
+        assert person is not None
+        area, reg = await lookup_area(s, person), await get_registry(s)
+        kw = {"area": area, "paired": set(), "village": None, "home_village": "大坝村", "year": 2026}
+        assert (await resolve_written(s, reg, "何文祥他妈", **kw)).options == (tw.ids["何文祥"],)
+        for written in ("吴小花他妈", "老蒙", "韦老师"):  # nobody of that name or surname in the area; a title
+            res = await resolve_written(s, reg, written, **kw)
+            assert res.outcome == "none" and res.exists, (written, res)
+        assert (await resolve_written(s, reg, "吴小花", **kw)).outcome == "new"
