@@ -410,7 +410,9 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         # 户主：杨再学: after a label a lone three-char run is a name even if its 2nd char is usually a function word
         isolated3 = _run_len(text, i) == slen + 2 and (i == 0 or text[i - 1] in _DELIMS) and GIVEN_CHARS.get(
             text[i + slen + 1:i + slen + 2], 0) >= 10
-        labelled = (strong or isolated3) and _run_len(text, i) == slen + 2 and GIVEN_CHARS.get(g1, 0) >= 10
+        labelled = ((strong or isolated3) and _run_len(text, i) == slen + 2 and GIVEN_CHARS.get(g1, 0) >= 10) or (
+            _RIGHT_CUE.match(text, i + slen + 2) is not None and GIVEN_CHARS.get(g1, 0) >= 10
+            and GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0) >= 10)  # 去张过华家: 家 vouches for 张过华
         if not g1 or not ("\u4e00" <= g1 <= "\u9fff") or (g1 in NOT_GIVEN2 and not (nickname or glued or labelled)) or (
                 g1 == ch and slen == 1):
             continue
@@ -448,7 +450,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
             continue
         if word_freq(tok, bigram) >= 1000 and not labelled:
             continue  # 卫生室, 高考: surname char + next char form an everyday word
-        if len(name) == slen + 1 and not strong and GIVEN_CHARS.get(g1, 0) < 5:
+        if len(name) == slen + 1 and (g1 == "家" or (not strong and GIVEN_CHARS.get(g1, 0) < 5)):
             continue  # 牛卖了: a two-char "name" needs a given-name char that names really use
         if not strong and (word_freq(tok, bigram) >= 100 or word_freq(tok, name) >= 100) and not (
                 text.startswith(_SWAP_AFTER, end) or _suffix_in(text[max(0, i - 3):i], _SWAP_BEFORE)):
