@@ -6,13 +6,14 @@ has, so a generated number can never be a real person's."""
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+from handlers.xlsx import Sheet, sheet_to_csv_text, sheets_to_xlsx
 
 DISTRICT = "西秀区"
 
@@ -230,36 +231,16 @@ def generate_rows(households: int = 300, cadres: int = 60, villages: int | None 
     return [{c: (district if c == "区县" else row.get(c, "")) for c in columns} for row in hh]
 
 
+def _sheet(rows: Sequence[dict[str, str]], title: str | None = None) -> Sheet:
+    columns = list(rows[0]) if rows else list(COLUMNS)
+    return Sheet("帮扶户", columns, [[row.get(c, "") for c in columns] for row in rows], caption=title)
+
+
 def write_xlsx(rows: Sequence[dict[str, str]], path: str | Path, *, title: str | None = None) -> Path:
     """Phones and ID numbers are written as text, as they must be (Excel rounds 18-digit numbers)."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(rows[0]) if rows else list(COLUMNS)
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "帮扶户"
-    if title:
-        ws.append([title])
-        ws["A1"].font = Font(bold=True, size=14)
-    ws.append(columns)
-    header_row = ws.max_row
-    for cell in ws[header_row]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        ws.append([row.get(c, "") for c in columns])
-    for i, c in enumerate(columns, start=1):
-        longest = max([len(c), *(len(r.get(c, "")) for r in rows[:200])])
-        ws.column_dimensions[get_column_letter(i)].width = min(6 + longest * 2, 40)
-        if c in ("联系电话", "身份证号", "责任人电话"):
-            for (cell,) in ws.iter_rows(min_row=header_row + 1, min_col=i, max_col=i):
-                cell.number_format = "@"
-    ws.freeze_panes = ws.cell(row=header_row + 1, column=1)
-    wb.save(path)
+    path.write_bytes(sheets_to_xlsx([_sheet(rows, title)]))
     return path
 
 
@@ -267,12 +248,7 @@ def write_csv(rows: Sequence[dict[str, str]], path: str | Path, *, encoding: str
     """UTF-8 with BOM by default (what Excel/WPS open correctly); pass encoding="gbk" to mimic WPS exports."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(rows[0]) if rows else list(COLUMNS)
-    with path.open("w", encoding=encoding, newline="") as f:
-        w = csv.writer(f, lineterminator="\r\n")
-        w.writerow(columns)
-        for row in rows:
-            w.writerow([row.get(c, "") for c in columns])
+    path.write_bytes(sheet_to_csv_text(_sheet(rows)).encode(encoding))
     return path
 
 

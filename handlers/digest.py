@@ -18,6 +18,7 @@ from handlers.context import Prefs
 from handlers.outgoing import outbox_values
 from handlers.reminders import hold_for_quiet
 from handlers.types import ChatRef, Document, Reply
+from handlers.xlsx import XLSX_MIME, Sheet, sheets_to_xlsx
 from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox
 from storage.models import OrgUnit, Person
 from storage.reports import (
@@ -34,7 +35,6 @@ from storage.reports import (
 
 DIGEST_KIND = "weekly_digest"
 BULLETIN_KIND = "bulletin"
-XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LEVEL_NAMES = {"district": "区县", "township": "乡镇", "village": "村", "group": "组"}
 
 _WEEK = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.I)
@@ -191,59 +191,45 @@ def render_png(st: DigestStats) -> bytes:
 
 
 def render_xlsx(st: DigestStats, detail: DigestDetail) -> bytes:
-    """The supervisor's private workbook; write-only mode keeps a district's lists fast."""
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("概况")
-    ws.append(["项目", "本周", "上周"])
-    ws.append(["走访户次", st.visits, st.visits_prev])
-    ws.append(["走访覆盖户数", st.households_visited, None])
-    ws.append(["农户总数", st.households, None])
-    ws.append(["到期未访户数", st.households_due, None])
-    ws.append(["未解决需求", st.needs_open, None])
-    ws.append(["逾期跟进", st.overdue_followups, None])
-    ws.append(["培训场次", st.trainings_held, None])
-    ws.append(["培训报名", st.signups, None])
-    ws.append(["培训到场", st.attended, None])
-    ws.append([])
-    ws.append(["日期"] + [(st.week_start + timedelta(days=i)).isoformat() for i in range(7)])
-    ws.append(["本周走访", *st.daily])
-    ws.append(["上周走访", *st.daily_prev])
+    """The supervisor's private workbook."""
+    overview: list[list[Any]] = [
+        ["走访户次", st.visits, st.visits_prev],
+        ["走访覆盖户数", st.households_visited, None],
+        ["农户总数", st.households, None],
+        ["到期未访户数", st.households_due, None],
+        ["未解决需求", st.needs_open, None],
+        ["逾期跟进", st.overdue_followups, None],
+        ["培训场次", st.trainings_held, None],
+        ["培训报名", st.signups, None],
+        ["培训到场", st.attended, None],
+        [],
+        ["日期"] + [(st.week_start + timedelta(days=i)).isoformat() for i in range(7)],
+        ["本周走访", *st.daily],
+        ["上周走访", *st.daily_prev],
+    ]
+    sheets = [Sheet("概况", ["项目", "本周", "上周"], overview)]
     if st.by_unit:
-        wu = wb.create_sheet(LEVEL_NAMES.get(st.child_level, "下级单位"))
-        wu.append(["单位", "农户数", "本周走访户数", "到期未访户数", "按期覆盖率"])
-        for u in st.by_unit:
-            wu.append([u.name, u.households, u.visited, u.due,
-                       round((u.households - u.due) / u.households, 3) if u.households else None])
-    wn = wb.create_sheet("需求分类")
-    wn.append(["类别", "本周新增", "本周解决", "未解决"])
-    for cat, (r, m, o) in sorted(st.needs.items()):
-        wn.append([cat, r, m, o])
-    wd = wb.create_sheet("到期未访农户")
-    wd.append(["村", "户主", "类型", "上次走访", "帮扶干部"])
-    for v, h, t, last, who in detail.due_households:
-        wd.append([v, h, t, last, who])
-    _more(wd, len(detail.due_households), st.households_due, "户")
-    wf = wb.create_sheet("逾期跟进")
-    wf.append(["应完成", "村", "户主", "事项", "帮扶干部"])
-    for row in detail.overdue_followups:
-        wf.append(list(row))
-    _more(wf, len(detail.overdue_followups), st.overdue_followups, "条")
-    wo = wb.create_sheet("未解决需求")
-    wo.append(["提出日期", "村", "户主", "类别", "内容"])
-    for row in detail.open_needs:
-        wo.append(list(row))
-    _more(wo, len(detail.open_needs), st.needs_open, "条")
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
+        sheets.append(Sheet(LEVEL_NAMES.get(st.child_level, "下级单位"),
+                            ["单位", "农户数", "本周走访户数", "到期未访户数", "按期覆盖率"],
+                            [[u.name, u.households, u.visited, u.due,
+                              round((u.households - u.due) / u.households, 3) if u.households else None]
+                             for u in st.by_unit]))
+    sheets.append(Sheet("需求分类", ["类别", "本周新增", "本周解决", "未解决"],
+                        [[cat, r, m, o] for cat, (r, m, o) in sorted(st.needs.items())]))
+    sheets.append(Sheet("到期未访农户", ["村", "户主", "类型", "上次走访", "帮扶干部"],
+                        _more([list(r) for r in detail.due_households], st.households_due, "户")))
+    sheets.append(Sheet("逾期跟进", ["应完成", "村", "户主", "事项", "帮扶干部"],
+                        _more([list(r) for r in detail.overdue_followups], st.overdue_followups, "条")))
+    sheets.append(Sheet("未解决需求", ["提出日期", "村", "户主", "类别", "内容"],
+                        _more([list(r) for r in detail.open_needs], st.needs_open, "条")))
+    return sheets_to_xlsx(sheets)
 
 
-def _more(ws: Any, shown: int, total: int, unit: str) -> None:
+def _more(rows: list[list[Any]], total: int, unit: str) -> list[list[Any]]:
+    shown = len(rows)
     if total > shown:
-        ws.append([])
-        ws.append([f"共{total}{unit}，这里列出最早的{shown}{unit}；完整名单请让管理员用 bangfu export 导出。"])
+        rows += [[], [f"共{total}{unit}，这里列出最早的{shown}{unit}；完整名单请让管理员用 bangfu export 导出。"]]
+    return rows
 
 
 def _render_files(st: DigestStats, detail: DigestDetail) -> tuple[bytes, bytes]:

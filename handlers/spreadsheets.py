@@ -19,6 +19,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from handlers.xlsx import Sheet, sheets_to_csv, sheets_to_xlsx
 from storage import registry
 from storage.models import (
     HOUSEHOLD_TYPES,
@@ -643,13 +644,6 @@ SIGNUP_STATUS = {"confirmed": "已报名", "placeholder": "占位待补名", "wa
 _ENROLLED = ("confirmed", "placeholder", "attended", "no_show")
 
 
-@dataclass(slots=True)
-class Sheet:
-    title: str
-    headers: list[str]
-    rows: list[list[Any]]
-
-
 async def resolve_unit(session: AsyncSession, name: str) -> OrgUnit:
     """The one unit called `name` ("大坝村", or "旧州镇/大坝村" to disambiguate)."""
     units = await registry.find_units_by_name(session, name)
@@ -840,87 +834,6 @@ async def _signups(session: AsyncSession, since: date | None, scope: OrgUnit | N
         Sheet("培训报名", ["培训", "开班时间", "地点", "姓名", "村", "电话", "状态", "报名人"], rows),
         Sheet("按培训汇总", ["培训", "期数", "报名人数", "候补人数", "参加人次"], summary),
     ]
-
-
-# --- writing -------------------------------------------------------------------------------------------------
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _display_width(v: Any) -> int:
-    s = v.isoformat(sep=" ", timespec="minutes") if isinstance(v, datetime) else str(v if v is not None else "")
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s[:80])
-
-
-def _csv_cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, datetime):
-        return v.strftime("%Y-%m-%d %H:%M")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str) and v.startswith(_FORMULA_START):
-        return "'" + v  # a cell starting with = would run as a formula when the file is opened
-    return v
-
-
-def sheets_to_csv(sheets: Sequence[Sheet]) -> str:
-    """The first sheet as CSV: UTF-8 with BOM (Excel and WPS otherwise guess GBK) and CRLF line endings."""
-    sheet = sheets[0]
-    buf = io.StringIO(newline="")
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(sheet.headers)
-    for row in sheet.rows:
-        w.writerow([_csv_cell(v) for v in row])
-    return "\ufeff" + buf.getvalue()
-
-
-def sheets_to_xlsx(sheets: Sequence[Sheet]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-    from openpyxl.styles import Alignment, Font
-    from openpyxl.utils import get_column_letter
-
-    wb = Workbook(write_only=True)
-    bold = Font(bold=True)
-    for sheet in sheets:
-        ws = wb.create_sheet(title=sheet.title[:31])
-        ws.freeze_panes = "A2"
-        for i, h in enumerate(sheet.headers):
-            sample = [r[i] for r in sheet.rows[:500]]
-            width = max([_display_width(h), *(_display_width(v) for v in sample)]) + 2
-            ws.column_dimensions[get_column_letter(i + 1)].width = min(max(width, 8), 60)
-        header = []
-        for h in sheet.headers:
-            c = WriteOnlyCell(ws, value=h)
-            c.font = bold
-            c.alignment = Alignment(horizontal="center")
-            header.append(c)
-        ws.append(header)
-        for row in sheet.rows:
-            out: list[Any] = []
-            for v in row:
-                if isinstance(v, str):
-                    c = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", v))
-                    c.data_type = "s"  # never a formula, whatever the text starts with
-                    out.append(c)
-                elif isinstance(v, datetime):
-                    c = WriteOnlyCell(ws, value=v)
-                    c.number_format = "yyyy-mm-dd hh:mm"
-                    out.append(c)
-                elif isinstance(v, date):
-                    c = WriteOnlyCell(ws, value=v)
-                    c.number_format = "yyyy-mm-dd"
-                    out.append(c)
-                else:
-                    out.append(v)
-            ws.append(out)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
 
 
 async def export_csv(session: AsyncSession, kind: ExportKind, *, since: date | None = None, unit: str | None = None,

@@ -16,9 +16,9 @@ from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, mask_phone
 from handlers.reminders import hold_for_quiet
 from handlers.resolver import get_registry
-from handlers.spreadsheets import Sheet, sheets_to_xlsx
 from handlers.text import Announcement, match_course, parse, parse_announcement
 from handlers.types import Button, ChatRef, Document
+from handlers.xlsx import XLSX_MIME, Sheet, sheets_to_xlsx
 from storage import trainings as st
 from storage.accounts import home_village
 from storage.messages import add_outbox, ledger_claim
@@ -30,7 +30,6 @@ CALLBACK_PREFIXES: frozenset[str] = frozenset({"ta", "tj", "tp", "tx", "tc", "tk
 ORGANISER_ROLES = ("organiser", "admin")
 MATCH_MIN = 70.0
 ANSWER_WINDOW = timedelta(minutes=30)
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 _HAN_NAME = r"[\u4e00-\u9fff]{2,4}"
 _CHECKIN = re.compile(r"^\s*签到\s*[:：]?\s*(\d{4,6})\s*(.*)$", re.S)
@@ -830,7 +829,7 @@ async def send_roster(ctx: Context, ts_id: int) -> None:
     assert ts is not None
     c = await st.seat_counts(ctx.session, ts=ts)
     ctx.reply(f"#{ts_id} {_label(ts, ctx.prefs.tz)} 名单：正式{c.taken}/{c.capacity}，候补{c.waitlisted}",
-              document=Document(name, data, XLSX), private=True)
+              document=Document(name, data, XLSX_MIME), private=True)
 
 
 def _period(args: str, now: datetime, tz: Any) -> tuple[datetime | None, datetime | None, str]:

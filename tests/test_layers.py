@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,37 @@ def test_every_module_opens_with_a_docstring() -> None:
         if ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None:
             missing.append(str(path.relative_to(ROOT)))
     assert not missing, missing
+
+
+def _owners_of(check: Callable[[ast.AST], str | None]) -> dict[str, list[str]]:
+    """Which source files contain a node for which `check(node)` names a thing ("Workbook", …)."""
+    found: dict[str, list[str]] = {}
+    for path in _sources():
+        rel = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            what = check(node)
+            if what:
+                found.setdefault(what, []).append(rel)
+    return found
+
+
+def _imported(node: ast.AST, module: str, names: set[str]) -> str | None:
+    if isinstance(node, ast.ImportFrom) and node.module is not None and node.module.startswith(module):
+        hit = {a.name for a in node.names} & names
+        return min(hit) if hit else None
+    return None
+
+
+def _xlsx_writing(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "csv" \
+            and node.attr in ("writer", "DictWriter"):
+        return "csv." + node.attr
+    return _imported(node, "openpyxl", {"Workbook", "WriteOnlyCell"})
+
+
+def test_one_spreadsheet_writer() -> None:
+    """Every workbook and CSV file is written by handlers/xlsx.py, which keeps formulas out of cells."""
+    found = _owners_of(_xlsx_writing)
+    assert found, "the check found no writer at all: it no longer sees what it is meant to"
+    assert {f for files in found.values() for f in files} == {"handlers/xlsx.py"}, found
+
