@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.transports.choices import pick_choice
 from handlers.context import Clock, Context, Prefs
-from handlers.outgoing import outbox_values
+from handlers.outgoing import send_reply
 from handlers.routes import route
 from handlers.types import Button, Incoming, Reply, UserError
 from storage.accounts import find_identity, scope_for
-from storage.messages import card_for_message, inbox_insert, last_card_message, last_choices
-from storage.models import InboxMessage, OutboxMessage, Person
+from storage.messages import card_for_message, inbox_insert, last_choices
+from storage.models import InboxMessage, Person
 
 log = logging.getLogger("bangfu.dispatch")
 
@@ -214,21 +214,7 @@ class Dispatcher:
     async def _write_replies(self, session: AsyncSession, inc: Incoming, replies: list[Reply],
                              inbox_id: int | None, now: datetime) -> None:
         for r in replies:
-            await write_outbox(session, r, default_chat=inc.chat, inbox_id=inbox_id, now=now)
-
-
-async def write_outbox(session: AsyncSession, r: Reply, *, default_chat: Any, inbox_id: int | None = None,
-                       now: datetime, batch: str | None = None, not_before: datetime | None = None) -> OutboxMessage:
-    chat = r.to or default_chat
-    edit_of = None
-    if r.edit_card and r.card_key:
-        prev = await last_card_message(session, channel=chat.channel, chat_id=chat.chat_id, card_key=r.card_key)
-        edit_of = prev.id if prev is not None else None
-    row = OutboxMessage(**outbox_values(r, chat, now=now, batch=batch, not_before=not_before,
-                                        edit_of_id=edit_of, inbox_id=inbox_id))
-    session.add(row)
-    await session.flush()
-    return row
+            await send_reply(session, r, chat=inc.chat, inbox_id=inbox_id, now=now)
 
 
 async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: datetime,

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import clip, mask_personal
-from handlers.outgoing import outbox_values
+from handlers.outgoing import Outgoing, send_many, send_reply
 from handlers.reminders import hold_for_quiet
 from handlers.types import Button, ChatRef, Reply
 from storage.accounts import unit_path
-from storage.messages import add_outbox_many, ledger_claim, ledger_exists
+from storage.messages import ledger_claim, ledger_exists
 from storage.models import InboxMessage, OrgUnit, Person
 from storage.reports import Audience, batch_status, broadcast_audience
 
@@ -178,12 +178,12 @@ async def queue_broadcast(session: AsyncSession, *, now: datetime, prefs: Prefs,
     rows = []
     masked = mask_personal(message)
     for channel, chat_id in audience.groups:
-        rows.append(outbox_values(Reply(masked), ChatRef(channel, chat_id, is_group=True), now=now, batch=batch))
+        rows.append(Outgoing(Reply(masked), ChatRef(channel, chat_id, is_group=True), batch=batch))
     for pid, channel, chat_id in audience.people:
         qs, qe = quiet.get(pid, (None, None))
-        rows.append(outbox_values(Reply(message, private=True), ChatRef(channel, chat_id), now=now, batch=batch,
-                                  not_before=hold_for_quiet(now, prefs, qs, qe)))
-    await add_outbox_many(session, rows)
+        rows.append(Outgoing(Reply(message, private=True), ChatRef(channel, chat_id), batch=batch,
+                             not_before=hold_for_quiet(now, prefs, qs, qe)))
+    await send_many(session, rows, now=now)
     return len(rows)
 
 
@@ -206,7 +206,6 @@ async def delivery_reports(session: AsyncSession, *, now: datetime) -> int:
                 f"共{total}条：已送达{sent}，失败{failed}，对方已屏蔽{blocked}。")
         if failed or blocked:
             text += "\n没收到的人请电话通知。"
-        await add_outbox_many(session, [outbox_values(Reply(text, private=True), ChatRef(draft.channel, draft.chat_id),
-                                                      now=now)])
+        await send_reply(session, Reply(text, private=True), chat=ChatRef(draft.channel, draft.chat_id), now=now)
         count += 1
     return count

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Prefs
-from handlers.outgoing import outbox_values
+from handlers.outgoing import Outgoing, send_many
 from handlers.reminders import hold_for_quiet
 from handlers.types import ChatRef, Document, Reply
 from handlers.xlsx import XLSX_MIME, Sheet, sheets_to_xlsx
-from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox
+from storage.messages import ledger_claim_many, ledger_set_outbox
 from storage.models import OrgUnit, Person
 from storage.reports import (
     DigestDetail,
@@ -289,8 +289,8 @@ async def weekly_digests(session: AsyncSession, *, now: datetime, prefs: Prefs, 
                                                   today=now.date())
         hold = hold_for_quiet(now, prefs, p.quiet_start, p.quiet_end)
         to = ChatRef(channel, chat_id)
-        rows = [outbox_values(r, to, now=now, not_before=hold) for r in digest_replies(built[p.unit_id])]
-        ids = await add_outbox_many(session, rows)
+        ids = await send_many(session, [Outgoing(r, to, not_before=hold) for r in digest_replies(built[p.unit_id])],
+                              now=now)
         await ledger_set_outbox(session, {lid: ids[(channel, chat_id)]})
         count += 1
     return count
@@ -346,8 +346,8 @@ async def bulletins(session: AsyncSession, *, now: datetime, prefs: Prefs, days:
             totals = await bulletin_totals(session, path=path, start=start, end=end, start_utc=a, end_utc=b,
                                            cadence_days=prefs.cadence_days)
             cache[path] = render_bulletin(totals, start, end, names.get(path) if path else None)
-        rows.append(outbox_values(Reply(cache[path]), ChatRef(channel, chat_id, is_group=True), now=now))
+        rows.append(Outgoing(Reply(cache[path]), ChatRef(channel, chat_id, is_group=True)))
         lids[(channel, chat_id)] = lid
-    ids = await add_outbox_many(session, rows)
+    ids = await send_many(session, rows, now=now)
     await ledger_set_outbox(session, {lid: ids[key] for key, lid in lids.items()})
     return len(rows)

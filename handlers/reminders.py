@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, fmt_date
-from handlers.outgoing import outbox_values
+from handlers.outgoing import Outgoing, send_many
 from handlers.types import Button, ChatRef, Reply
 from storage.accounts import in_scope
-from storage.messages import add_outbox_many, ledger_claim_many, ledger_set_outbox
+from storage.messages import ledger_claim_many, ledger_set_outbox
 from storage.models import Household, OrgUnit, Person
 from storage.reports import CadreDue, DueHousehold, add_phone_visit, cadence_for, due_for_cadres
 
@@ -152,9 +152,9 @@ async def morning_reminders(session: AsyncSession, *, now: datetime, prefs: Pref
         assert c.channel is not None and c.chat_id is not None
         reply = render_reminder(c, today, prefs)
         hold = hold_for_quiet(now, prefs, c.quiet_start, c.quiet_end)
-        rows.append(outbox_values(reply, ChatRef(c.channel, c.chat_id), now=now, not_before=hold))
+        rows.append(Outgoing(reply, ChatRef(c.channel, c.chat_id), not_before=hold))
         ledger_for[(c.channel, c.chat_id)] = lid
-    new_ids = await add_outbox_many(session, rows)
+    new_ids = await send_many(session, rows, now=now)
     await ledger_set_outbox(session, {lid: new_ids[key] for key, lid in ledger_for.items() if key in new_ids})
     return len(rows)
 

@@ -14,15 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, mask_phone
+from handlers.outgoing import send_reply
 from handlers.reminders import hold_for_quiet
 from handlers.resolver import get_registry
 from handlers.text import Announcement, match_course, parse, parse_announcement
-from handlers.types import Button, ChatRef, Document
+from handlers.types import Button, ChatRef, Document, Reply
 from handlers.xlsx import XLSX_MIME, Sheet, sheets_to_xlsx
 from storage import trainings as st
 from storage.accounts import home_village
-from storage.messages import add_outbox, ledger_claim
-from storage.models import Household, InboxMessage, OrgUnit, Person, SendLedger, Signup, TrainingSession
+from storage.messages import ledger_claim, ledger_set_outbox
+from storage.models import Household, InboxMessage, OrgUnit, Person, Signup, TrainingSession
 
 # ta: confirm/drop a parsed notice · tj: sign up from the list · tp: pick the session for a message
 # tx: cancel one sign-up · tc/tk/te: check-in view, mark one, finish · tr: roster · to: reopen
@@ -475,7 +476,7 @@ async def notify_promoted(session: AsyncSession, promoted: Signup, ts: TrainingS
     if ctx is not None:
         ctx.send_to(ChatRef(ident.channel, ident.chat_id), text, private=True)
     else:
-        await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text, now=now)
+        await send_reply(session, Reply(text, private=True), chat=ChatRef(ident.channel, ident.chat_id), now=now)
     return True
 
 
@@ -990,11 +991,9 @@ async def _send_once(session: AsyncSession, *, kind: str, period: str, person_id
         person = await session.get(Person, person_id)
         not_before = hold_for_quiet(now, prefs, person.quiet_start if person else None,
                                     person.quiet_end if person else None)
-    row = await add_outbox(session, channel=ident.channel, chat_id=ident.chat_id, is_group=False, text=text,
-                           now=now, card_key=card_key, not_before=not_before)
-    ledger = await session.get(SendLedger, claim)
-    if ledger is not None:
-        ledger.outbox_id = row.id
+    row_id = await send_reply(session, Reply(text, card_key=card_key, private=True),
+                              chat=ChatRef(ident.channel, ident.chat_id), now=now, not_before=not_before)
+    await ledger_set_outbox(session, {claim: row_id})
     return True
 
 

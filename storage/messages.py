@@ -83,12 +83,12 @@ def outbox_row(
     }
 
 
-async def add_outbox(session: AsyncSession, **values: Any) -> OutboxMessage:
-    """One outbox row (see `outbox_row` for the arguments); flushed, so its id is known."""
-    row = OutboxMessage(**outbox_row(**values))
+async def add_outbox(session: AsyncSession, values: dict[str, Any]) -> int:
+    """One outbox row from `outbox_row` values; flushed, so its id is known and returned."""
+    row = OutboxMessage(**values)
     session.add(row)
     await session.flush()
-    return row
+    return row.id
 
 
 async def add_outbox_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], int]:

@@ -100,9 +100,27 @@ def _xlsx_writing(node: ast.AST) -> str | None:
     return _imported(node, "openpyxl", {"Workbook", "WriteOnlyCell"})
 
 
+def _outbox_writing(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "OutboxMessage":
+        return "OutboxMessage("
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "OutboxMessage" \
+            and node.attr == "__table__":
+        return "OutboxMessage.__table__"  # a Core insert
+    return _imported(node, "storage.messages", {"add_outbox", "add_outbox_many", "outbox_row"})
+
+
 def test_one_spreadsheet_writer() -> None:
     """Every workbook and CSV file is written by handlers/xlsx.py, which keeps formulas out of cells."""
     found = _owners_of(_xlsx_writing)
     assert found, "the check found no writer at all: it no longer sees what it is meant to"
     assert {f for files in found.values() for f in files} == {"handlers/xlsx.py"}, found
 
+
+def test_one_outbox_writer() -> None:
+    """Only storage/messages.py builds outbox rows, and only handlers/outgoing.py (with its private-to-group
+    guard) asks it to."""
+    found = _owners_of(_outbox_writing)
+    builders = {f for k in ("OutboxMessage(", "OutboxMessage.__table__") for f in found.get(k, [])}
+    assert builders == {"storage/messages.py"}, found
+    callers = {f for k in ("add_outbox", "add_outbox_many", "outbox_row") for f in found.get(k, [])}
+    assert callers == {"handlers/outgoing.py"}, found
