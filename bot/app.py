@@ -30,9 +30,9 @@ def prefs_from(settings: Settings) -> Prefs:
 
 
 def bot_commands() -> list[tuple[str, str]]:
-    from handlers.routes import COMMANDS
+    from handlers.routes import menu
 
-    return [(name, desc) for name, _, desc in COMMANDS]
+    return menu()
 
 
 def telegram_transport(settings: Settings) -> Transport | None:

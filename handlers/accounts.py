@@ -29,7 +29,7 @@ def extract_code(text: str) -> str | None:
     return t if looks_like_code(t) else None
 
 
-async def handle_stranger(ctx: Context) -> None:
+async def handle_stranger(ctx: Context, *, keyboard: tuple[tuple[str, ...], ...] | None = None) -> None:
     """Nothing a stranger sends is processed, except an attempt to bind with a code."""
     inc = ctx.incoming
     code = extract_code(inc.text) if inc.kind == "message" else None
@@ -59,10 +59,7 @@ async def handle_stranger(ctx: Context) -> None:
     where = f"（{unit.name}）" if unit else ""
     ctx.reply(f"绑定成功！欢迎您，{res.person.name}{where}，身份：{ROLE_NAMES.get(res.person.role, res.person.role)}。\n\n"
               "直接发走访情况就能记录，例如：\n“今天去大坝村王德明家，5口人，缺棉被两床”\n发“帮助”查看更多用法。",
-              keyboard=MAIN_KEYBOARD)
-
-
-MAIN_KEYBOARD = (("我的农户", "需求", "走访记录"), ("培训", "撤销", "帮助"))
+              keyboard=keyboard)
 
 
 async def whoami(ctx: Context) -> None:

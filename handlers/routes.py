@@ -4,7 +4,8 @@ edits, attachments, then free text last."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from handlers import accounts, broadcast, households, intent_ask, reminders, trainings, visits
 from handlers.context import Context
@@ -15,50 +16,25 @@ from handlers.text.confidence import Doubt, intent_doubt
 
 Handler = Callable[[Context, str], Awaitable[None]]
 
-HELP = (
-    "我能做这些：\n"
-    "① 记走访：直接发，例如“今天去大坝村王德明家，5口人，缺棉被两床，下周一送去”\n"
-    "② 改记录：回复走访卡片，例如“改成昨天”“棉被是3床”“删掉第2条需求”\n"
-    "③ 培训报名：例如“帮红岩村苏文斌报个名 蜜蜂养殖”\n"
-    "常用命令：\n"
-    "我的农户 /my · 走访记录 /visits · 需求 /needs · 培训 /train\n"
-    "撤销 /undo · 设置 /settings · 我是谁 /whoami · 帮助 /help"
-)
 
-# (slash command, Chinese words, description for setMyCommands)
-COMMANDS: list[tuple[str, tuple[str, ...], str]] = [
-    ("help", ("帮助", "help", "?", "？"), "帮助"),
-    ("my", ("我的农户", "农户"), "我的农户"),
-    ("visits", ("走访记录", "记录"), "最近的走访记录"),
-    ("needs", ("需求", "未解决需求"), "未解决的需求"),
-    ("train", ("培训", "培训班"), "培训报名"),
-    ("undo", ("撤销", "撤回"), "撤销上一条走访"),
-    ("settings", ("设置",), "免打扰等设置"),
-    ("whoami", ("我是谁",), "我的账号"),
-    # issue 6 (broadcast): admins and supervisors only; the handler refuses everyone else
-    ("broadcast", ("广播",), "群发通知"),
-]
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One chat command: `/name` or any of its Chinese `words`. `takes_args`: a word may be followed by
+    arguments ("设置 免打扰 22:00-07:00"); a slash command always may. `roles`: who it is for (None: everyone;
+    the others are left out of /help, and the handler itself refuses the rest). `keyboard`: its place on the reply
+    keyboard, counted from 1 (None: not there)."""
 
-_SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
-
-
-def match_command(text: str) -> tuple[str, str] | None:
-    t = text.strip()
-    m = _SLASH.match(t)
-    if m:
-        name = m.group(1).lower()
-        if any(name == c for c, _, _ in COMMANDS) or name == "start":
-            return name, (m.group(2) or "").strip()
-        return "unknown", name
-    for name, words, _ in COMMANDS:
-        for w in words:
-            if t == w or (name in ("settings", "train", "broadcast") and t.startswith(w + " ")):
-                return name, t[len(w):].strip()
-    return None
+    name: str
+    words: tuple[str, ...]
+    description: str
+    handler: Handler
+    takes_args: bool = False
+    roles: frozenset[str] | None = None
+    keyboard: int | None = None
 
 
 async def _help(ctx: Context, _: str) -> None:
-    ctx.reply(HELP, keyboard=accounts.MAIN_KEYBOARD)
+    ctx.reply(HELP, keyboard=MAIN_KEYBOARD)
 
 
 async def _my(ctx: Context, _: str) -> None:
@@ -81,31 +57,82 @@ async def _whoami(ctx: Context, _: str) -> None:
     await accounts.whoami(ctx)
 
 
-async def _settings(ctx: Context, args: str) -> None:
-    await accounts.settings(ctx, args)
-
-
 async def _start(ctx: Context, _: str) -> None:
-    ctx.reply("您已经绑定过账号了。直接发走访情况即可记录；发“帮助”看用法。", keyboard=accounts.MAIN_KEYBOARD)
+    ctx.reply("您已经绑定过账号了。直接发走访情况即可记录；发“帮助”看用法。", keyboard=MAIN_KEYBOARD)
 
 
 async def _unknown(ctx: Context, name: str) -> None:
     ctx.reply(f"没有 /{name} 这个命令。\n\n{HELP}")
 
 
-async def _train(ctx: Context, args: str) -> None:
-    await trainings.command(ctx, args)
+# The command table: matching, Telegram's command menu, the reply keyboard and /help all come from it.
+COMMANDS: tuple[Command, ...] = (
+    Command("help", ("帮助", "help", "?", "？"), "帮助", _help, keyboard=6),
+    Command("my", ("我的农户", "农户"), "我的农户", _my, keyboard=1),
+    Command("visits", ("走访记录", "记录"), "最近的走访记录", _visits, keyboard=3),
+    Command("needs", ("需求", "未解决需求"), "未解决的需求", _needs, keyboard=2),
+    Command("train", ("培训", "培训班"), "培训报名", trainings.command, takes_args=True, keyboard=4),
+    Command("undo", ("撤销", "撤回"), "撤销上一条走访", _undo, keyboard=5),
+    Command("settings", ("设置",), "免打扰等设置", accounts.settings, takes_args=True),
+    Command("whoami", ("我是谁",), "我的账号", _whoami),
+    Command("broadcast", ("广播",), "群发通知", broadcast.command, takes_args=True,
+            roles=frozenset({"admin", "supervisor"})),
+)
 
 
-async def _broadcast(ctx: Context, args: str) -> None:
-    await broadcast.command(ctx, args)
+def _rows(items: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(items[i:i + n]) for i in range(0, len(items), n)]
 
 
+def keyboard_of(commands: Sequence[Command]) -> tuple[tuple[str, ...], ...]:
+    """The reply keyboard: each keyboard command's first word, by its place, three to a row."""
+    keyed = sorted((c for c in commands if c.keyboard is not None), key=lambda c: c.keyboard or 0)
+    return tuple(_rows([c.words[0] for c in keyed], 3))
+
+
+def help_of(commands: Sequence[Command]) -> str:
+    """/help: what to send, then everyone's commands four to a line, help itself last (the reader knows it)."""
+    listed = [f"{c.words[0]} /{c.name}" for c in sorted((c for c in commands if c.roles is None),
+                                                         key=lambda c: c.name == "help")]
+    return (
+        "我能做这些：\n"
+        "① 记走访：直接发，例如“今天去大坝村王德明家，5口人，缺棉被两床，下周一送去”\n"
+        "② 改记录：回复走访卡片，例如“改成昨天”“棉被是3床”“删掉第2条需求”\n"
+        "③ 培训报名：例如“帮红岩村苏文斌报个名 蜜蜂养殖”\n"
+        "常用命令：\n"
+        + "\n".join(" · ".join(line) for line in _rows(listed, 4))
+    )
+
+
+def menu(commands: Sequence[Command] = COMMANDS) -> list[tuple[str, str]]:
+    """(name, description) for Telegram's setMyCommands, in table order."""
+    return [(c.name, c.description) for c in commands]
+
+
+MAIN_KEYBOARD = keyboard_of(COMMANDS)
+HELP = help_of(COMMANDS)
+
+# By name, for the router (tests swap a handler here); /start and unknown slash commands are not in the menu.
 COMMAND_HANDLERS: dict[str, Handler] = {
-    "help": _help, "my": _my, "visits": _visits, "needs": _needs, "undo": _undo, "whoami": _whoami,
-    "settings": _settings, "start": _start, "unknown": _unknown, "train": _train,
-    "broadcast": _broadcast,  # issue 6
+    **{c.name: c.handler for c in COMMANDS}, "start": _start, "unknown": _unknown,
 }
+_SLASH = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.S)
+
+
+def match_command(text: str, commands: Sequence[Command] = COMMANDS) -> tuple[str, str] | None:
+    """(command name, its arguments) for a slash command or a command word; None for anything else."""
+    t = text.strip()
+    m = _SLASH.match(t)
+    if m:
+        name = m.group(1).lower()
+        if name == "start" or any(c.name == name for c in commands):
+            return name, (m.group(2) or "").strip()
+        return "unknown", name
+    for c in commands:
+        for w in c.words:
+            if t == w or (c.takes_args and t.startswith(w + " ")):
+                return c.name, t[len(w):].strip()
+    return None
 
 
 async def on_callback(ctx: Context) -> None:
@@ -147,7 +174,7 @@ async def on_callback(ctx: Context) -> None:
 async def route(ctx: Context) -> None:
     inc = ctx.incoming
     if ctx.person is None:
-        await accounts.handle_stranger(ctx)
+        await accounts.handle_stranger(ctx, keyboard=MAIN_KEYBOARD)
         return
     if inc.kind == "callback":
         await on_callback(ctx)
