@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import BroadcastStep
 from handlers.context import Context, Prefs
 from handlers.format import clip, mask_personal
 from handlers.outgoing import Outgoing, send_many, send_reply
@@ -18,7 +19,6 @@ from storage.messages import ledger_claim, ledger_exists
 from storage.models import InboxMessage, OrgUnit, Person
 from storage.reports import Audience, batch_status, broadcast_audience
 
-CALLBACK_PREFIXES = frozenset({"bc"})
 SENT_KIND = "broadcast"
 REPORT_KIND = "broadcast_report"
 BATCH_PREFIX = "bc:"
@@ -84,11 +84,12 @@ async def command(ctx: Context, args: str) -> None:
         ctx.reply(f"广播内容太长（{len(text)}字），最多{MAX_CHARS}字，请精简后重发。")
         return
     assert ctx.inbox_id is not None and ctx.person is not None
-    rows = [(Button("群聊", f"bc:{ctx.inbox_id}:g"), Button("帮扶干部", f"bc:{ctx.inbox_id}:c")),
-            (Button("群聊和干部", f"bc:{ctx.inbox_id}:a"),)]
+    rows = [(Button("群聊", BroadcastStep(ctx.inbox_id, "g").pack()),
+             Button("帮扶干部", BroadcastStep(ctx.inbox_id, "c").pack())),
+            (Button("群聊和干部", BroadcastStep(ctx.inbox_id, "a").pack()),)]
     if ctx.person.role == "admin":
-        rows[1] = (*rows[1], Button("督查人员", f"bc:{ctx.inbox_id}:s"))
-    rows.append((Button("取消", f"bc:{ctx.inbox_id}:x"),))
+        rows[1] = (*rows[1], Button("督查人员", BroadcastStep(ctx.inbox_id, "s").pack()))
+    rows.append((Button("取消", BroadcastStep(ctx.inbox_id, "x").pack()),))
     ctx.reply(f"要把这条通知发给谁？\n“{clip(text, 60)}”", buttons=tuple(rows), card_key=f"bc:{ctx.inbox_id}")
 
 
@@ -121,14 +122,14 @@ def _describe(a: Audience) -> str:
     return "、".join(bits) or "没有可发送的对象"
 
 
-async def on_callback(ctx: Context, parts: list[str]) -> None:
-    """bc:<draft>:<audience> → preview; bc:<draft>:<audience>:ok → send; bc:<draft>:x → cancel."""
+async def on_callback(ctx: Context, cb: BroadcastStep) -> None:
+    """An audience code → preview; the same code confirmed ("ok") → send; code x → cancel."""
     try:
         path, unit_name = await _sender_scope(ctx)
     except PermissionError:
         ctx.reply("只有管理员和督查人员可以发广播。")
         return
-    draft_id, code = int(parts[1]), parts[2]
+    draft_id, code = cb.draft_id, cb.code
     card = f"bc:{draft_id}"
     text = await _draft(ctx, draft_id)
     if await ledger_exists(ctx.session, kind=SENT_KIND, period=str(draft_id), recipient="sent"):
@@ -140,7 +141,7 @@ async def on_callback(ctx: Context, parts: list[str]) -> None:
     audience = await _audience(ctx, code, path)
     assert ctx.person is not None
     message = _signed(text, ctx.person, unit_name)
-    if len(parts) == 3:
+    if not cb.confirm:
         lines = [f"预览（发给{unit_name}范围内的{AUDIENCES[code][0]}：{_describe(audience)}）", "———", message, "———"]
         if audience.unbound:
             lines.append(f"另有{audience.unbound}人还没绑定账号，收不到。")
@@ -151,11 +152,10 @@ async def on_callback(ctx: Context, parts: list[str]) -> None:
         if not audience.people and not audience.groups:
             ctx.reply("\n".join(lines[:1]) + "\n范围内没有可发送的对象。", card_key=card, edit_card=True)
             return
-        buttons = ((Button("确认发送", f"bc:{draft_id}:{code}:ok"), Button("取消", f"bc:{draft_id}:x")),)
+        buttons = ((Button("确认发送", BroadcastStep(draft_id, code, "ok").pack()),
+                    Button("取消", BroadcastStep(draft_id, "x").pack())),)
         ctx.reply("\n".join(lines), buttons=buttons, card_key=card, edit_card=True)
         return
-    if parts[3] != "ok":
-        raise ValueError(parts[3])
     if await ledger_claim(ctx.session, kind=SENT_KIND, period=str(draft_id), recipient="sent") is None:
         ctx.reply("这条广播已经发出了，不会重复发送。")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers.callbacks import NeedMet
 from handlers.context import Context
 from handlers.format import clip, fmt_date, fmt_qty
 from handlers.types import Button
@@ -55,5 +56,5 @@ async def needs(ctx: Context) -> None:
     buttons = []
     for k, (n, h) in enumerate(rows, 1):
         lines.append(f"{k}. {h.head_name}：{n.category}·{clip(n.item, 24)}{fmt_qty(n.qty, n.unit)}（{fmt_date(n.raised_on)}登记）")
-        buttons.append((Button(f"✔ {k}. {h.head_name} {clip(n.item, 10)} 已解决", f"nd:{n.id}"),))
+        buttons.append((Button(f"✔ {k}. {h.head_name} {clip(n.item, 10)} 已解决", NeedMet(n.id).pack()),))
     ctx.reply("\n".join(lines), buttons=tuple(buttons[:20]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from handlers import trainings, visits
+from handlers.callbacks import IntentChoice
 from handlers.context import Context
 from handlers.format import clip, mask_personal
 from handlers.resolver import get_registry
@@ -29,7 +30,7 @@ async def ask(ctx: Context, parsed: dict[str, object], doubt: Doubt) -> None:
     ctx.inbox_state = "asked"
     # "都要" only where the message reads as both: a visit that also signs up or withdraws someone.
     keys = ("v", "t", "b", "n") if doubt is Doubt.MIXED else ("v", "t", "n")
-    buttons = (tuple(Button(CHOICES[k], f"ik:{entry.id}:{k}") for k in keys),)
+    buttons = (tuple(Button(CHOICES[k], IntentChoice(entry.id, k).pack()) for k in keys),)
     ctx.reply(f"“{clip(mask_personal(entry.raw_text), 24)}”\n这条是记走访，还是报名培训？（原文已保存）",
               buttons=buttons, card_key=f"ik:{entry.id}")
 

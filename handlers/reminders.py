@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.callbacks import ReminderAction
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, fmt_date
 from handlers.outgoing import Outgoing, send_many
@@ -21,7 +22,6 @@ from storage.reports import CadreDue, DueHousehold, add_phone_visit, cadence_for
 
 log = logging.getLogger("bangfu.reminders")
 
-CALLBACK_PREFIXES = frozenset({"rm"})
 LEDGER_KIND = "visit_due"
 MAX_LISTED = 8  # households written out in one message; a phone screen holds about this many
 MAX_CALL_BUTTONS = 6
@@ -111,11 +111,11 @@ def render_reminder(c: CadreDue, today: date, prefs: Prefs) -> Reply:
         lines.append(f"……另有{len(c.households) - MAX_LISTED}户，发“我的农户”查看。")
     lines.append("走访后直接发消息记录；电话联系过的点下面按钮。")
     buttons: list[tuple[Button, ...]] = []
-    calls = [Button(f"☎ {h.head_name} 已电话联系", f"rm:c:{h.household_id}")
+    calls = [Button(f"☎ {h.head_name} 已电话联系", ReminderAction("c", h.household_id).pack())
              for h in c.households[:MAX_CALL_BUTTONS] if h.due]
     for k in range(0, len(calls), 2):
         buttons.append(tuple(calls[k:k + 2]))
-    buttons.append((Button("明天再提醒", "rm:s"),))
+    buttons.append((Button("明天再提醒", ReminderAction("s").pack()),))
     return Reply("\n".join(lines), buttons=tuple(buttons), private=True, card_key=f"rm:{today.isoformat()}")
 
 
@@ -162,17 +162,17 @@ async def morning_reminders(session: AsyncSession, *, now: datetime, prefs: Pref
 # ------------------------------------------------------------------------------ buttons
 
 
-async def on_callback(ctx: Context, parts: list[str]) -> None:
-    """rm:s = 明天再提醒; rm:c:<household> = 已电话联系."""
+async def on_callback(ctx: Context, cb: ReminderAction) -> None:
+    """s = 明天再提醒; c = 已电话联系 the household."""
     assert ctx.person is not None
-    if parts[1] == "s":
+    if cb.action == "s":
         tomorrow = ctx.today + timedelta(days=1)
         ctx.person.snooze_until = tomorrow
         note = "" if is_workday(tomorrow) else "（明天虽不是工作日，也会照常提醒您）"
         ctx.reply(f"好的，{fmt_date(tomorrow)}早上再提醒您{note}。")
         return
-    if parts[1] == "c":
-        hid = int(parts[2])
+    if cb.action == "c":
+        hid = cb.household_id
         hh = await ctx.session.get(Household, hid)
         if hh is None or ctx.scope is None or not await in_scope(ctx.session, ctx.scope, hid):
             raise ValueError("household not in scope")
@@ -186,4 +186,4 @@ async def on_callback(ctx: Context, parts: list[str]) -> None:
         else:
             ctx.reply(f"今天已经记过 {hh.head_name}{where} 的电话回访了。")
         return
-    raise ValueError(":".join(parts))
+    raise ValueError(cb)

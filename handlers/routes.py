@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from handlers import accounts, broadcast, households, intent_ask, reminders, trainings, visits
+from handlers import callbacks as cbs
 from handlers.context import Context
 from handlers.format import clip, mask_personal
 from handlers.resolver import get_registry
@@ -136,36 +137,36 @@ def match_command(text: str, commands: Sequence[Command] = COMMANDS) -> tuple[st
 
 
 async def on_callback(ctx: Context) -> None:
-    data = ctx.incoming.callback_data or ""
-    parts = data.split(":")
+    """A button press: its payload is unpacked by kind; a stale or forged one gets a plain "expired"."""
     try:
-        if parts[0] == "pk":
-            await visits.on_pick(ctx, int(parts[1]), int(parts[2]), int(parts[3]))
-        elif parts[0] == "add":
-            await visits.on_add_household(ctx, int(parts[1]), int(parts[2]))
-        elif parts[0] == "dt":
-            await visits.on_pick_date(ctx, int(parts[1]), parts[2])
-        elif parts[0] == "v" and parts[2] == "undo":
-            await visits.undo(ctx, int(parts[1]))
-        elif parts[0] == "v" and parts[2] == "edit":
-            await visits.on_card_edit_button(ctx, int(parts[1]))
-        elif parts[0] == "nd":
-            await visits.on_need_met(ctx, int(parts[1]))
-        elif parts[0] == "ik":
-            await intent_ask.on_choice(ctx, int(parts[1]), parts[2])
-        elif parts[0] == "rc":
-            await visits.on_registry_change(ctx, int(parts[1]), parts[2])
-        elif parts[0] == "cmd" and parts[1] in COMMAND_HANDLERS:
-            await COMMAND_HANDLERS[parts[1]](ctx, "")
-        elif parts[0] in trainings.CALLBACK_PREFIXES:
-            await trainings.on_callback(ctx, parts)
-        # issue 6: reminder buttons (rm:…) and broadcast preview/confirm (bc:…)
-        elif parts[0] in reminders.CALLBACK_PREFIXES:
-            await reminders.on_callback(ctx, parts)
-        elif parts[0] in broadcast.CALLBACK_PREFIXES:
-            await broadcast.on_callback(ctx, parts)
-        else:
-            raise ValueError(data)
+        cb = cbs.unpack(ctx.incoming.callback_data or "")
+        match cb:
+            case cbs.PickHousehold(entry_id, item, household_id):
+                await visits.on_pick(ctx, entry_id, item, household_id)
+            case cbs.AddHousehold(entry_id, item):
+                await visits.on_add_household(ctx, entry_id, item)
+            case cbs.PickDate(entry_id, day):
+                await visits.on_pick_date(ctx, entry_id, day)
+            case cbs.CardAction(entry_id, "undo"):
+                await visits.undo(ctx, entry_id)
+            case cbs.CardAction(entry_id, "edit"):
+                await visits.on_card_edit_button(ctx, entry_id)
+            case cbs.NeedMet(need_id):
+                await visits.on_need_met(ctx, need_id)
+            case cbs.IntentChoice(entry_id, choice):
+                await intent_ask.on_choice(ctx, entry_id, choice)
+            case cbs.RegistryChangeAction(change_id, action):
+                await visits.on_registry_change(ctx, change_id, action)
+            case cbs.RunCommand(name) if name in COMMAND_HANDLERS:
+                await COMMAND_HANDLERS[name](ctx, "")
+            case cbs.ReminderAction():
+                await reminders.on_callback(ctx, cb)
+            case cbs.BroadcastStep():
+                await broadcast.on_callback(ctx, cb)
+            case _ if isinstance(cb, trainings.TRAINING_CALLBACKS):
+                await trainings.on_callback(ctx, cb)
+            case _:
+                raise ValueError(cb)
     except (ValueError, IndexError):
         ctx.inbox_state = "ignored"
         ctx.reply("这个按钮已经失效了，请重新操作。")

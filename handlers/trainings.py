@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import callbacks as cbs
 from handlers.context import Context, Prefs
 from handlers.format import WEEKDAYS, mask_phone
 from handlers.outgoing import send_reply
@@ -27,7 +28,8 @@ from storage.models import Household, InboxMessage, OrgUnit, Person, Signup, Tra
 
 # ta: confirm/drop a parsed notice · tj: sign up from the list · tp: pick the session for a message
 # tx: cancel one sign-up · tc/tk/te: check-in view, mark one, finish · tr: roster · to: reopen
-CALLBACK_PREFIXES: frozenset[str] = frozenset({"ta", "tj", "tp", "tx", "tc", "tk", "te", "tr", "to"})
+_ORGANISER_CALLBACKS = (cbs.CheckinView, cbs.MarkAttendance, cbs.CloseCheckin, cbs.SendRoster, cbs.ReopenSession)
+TRAINING_CALLBACKS = (cbs.ConfirmNotice, cbs.JoinSession, cbs.PickSession, cbs.CancelSignup, *_ORGANISER_CALLBACKS)
 ORGANISER_ROLES = ("organiser", "admin")
 MATCH_MIN = 70.0
 ANSWER_WINDOW = timedelta(minutes=30)
@@ -136,7 +138,8 @@ async def match_sessions(ctx: Context, course: str | None, *more: str | None) ->
 
 async def _ask_session(ctx: Context, sessions: Sequence[TrainingSession], what: str) -> None:
     assert ctx.inbox_id is not None
-    rows = tuple((Button(_label(s, ctx.prefs.tz)[:60], f"tp:{ctx.inbox_id}:{s.id}"),) for s in sessions[:8])
+    rows = tuple((Button(_label(s, ctx.prefs.tz)[:60], cbs.PickSession(ctx.inbox_id, s.id).pack()),)
+                 for s in sessions[:8])
     ctx.reply(f"{what}是哪一期？", buttons=rows, card_key=f"tq:{ctx.inbox_id}")
 
 
@@ -222,9 +225,10 @@ async def list_upcoming(ctx: Context) -> None:
         dl = f"，{fmt_when(ts.deadline, ctx.prefs.tz)}截止" if ts.deadline and why is None else ""
         lines.append(f"#{ts.id} {_label(ts, ctx.prefs.tz)}\n   {why or state}{quota}{dl}")
         if why is None:
-            rows.append((Button(f"报名 #{ts.id} {ts.course.name}"[:40], f"tj:{ts.id}"),))
+            rows.append((Button(f"报名 #{ts.id} {ts.course.name}"[:40], cbs.JoinSession(ts.id).pack()),))
         if org:
-            rows.append((Button(f"#{ts.id} 名单", f"tr:{ts.id}"), Button("签到", f"tc:{ts.id}")))
+            rows.append((Button(f"#{ts.id} 名单", cbs.SendRoster(ts.id).pack()),
+                         Button("签到", cbs.CheckinView(ts.id).pack())))
     ctx.reply("\n".join(lines), buttons=tuple(rows), card_key="tlist")
 
 
@@ -442,7 +446,8 @@ async def cancel_by_names(ctx: Context, names: Sequence[str], course: Any) -> No
         if not rows:
             ctx.reply(f"没有找到{name}的有效报名。")
         elif len(rows) > 1:
-            btns = tuple((Button(f"取消 {_label(s.session, ctx.prefs.tz)}"[:60], f"tx:{s.id}"),) for s in rows[:6])
+            btns = tuple((Button(f"取消 {_label(s.session, ctx.prefs.tz)}"[:60], cbs.CancelSignup(s.id).pack()),)
+                         for s in rows[:6])
             ctx.reply(f"{name}报了{len(rows)}期，取消哪一期？", buttons=btns)
         else:
             await cancel_one(ctx, rows[0])
@@ -657,7 +662,8 @@ async def draft_from_announcement(ctx: Context, a: Announcement, text: str, cour
     more = f"（共{len(drafts)}期，开班：" + "、".join(fmt_when(d.starts_at, tz) for d in drafts) + "）\n" \
         if len(drafts) > 1 else ""
     ctx.reply("请核对这条培训通知：\n" + more + session_card(first, tz, capacity_stated=a.quota_total is not None),
-              buttons=((Button("✅ 确认发布", f"ta:{first.id}:ok"), Button("不要了", f"ta:{first.id}:no")),),
+              buttons=((Button("✅ 确认发布", cbs.ConfirmNotice(first.id, "ok").pack()),
+                        Button("不要了", cbs.ConfirmNotice(first.id, "no").pack())),),
               card_key=f"tann:{first.id}")
 
 
@@ -770,9 +776,9 @@ async def checkin_view(ctx: Context, ts_id: int, *, edit: bool = False) -> None:
     text = (f"签到 #{ts.id} {_label(ts, ctx.prefs.tz)}\n签到码：{ts.checkin_code}（干部可发“签到 {ts.checkin_code} 姓名”）\n"
             f"已到 {came}/{len(rows)}。点姓名标记到场，点“缺”标记缺席。")
     btns: list[tuple[Button, ...]] = [
-        (Button(f"{mark.get(r.status, '')}{r.name}（{r.village}）"[:40], f"tk:{r.signup_id}:a"),
-         Button("缺", f"tk:{r.signup_id}:n")) for r in rows[:40]]
-    btns.append((Button("结束签到（未到的记缺席）", f"te:{ts.id}"),))
+        (Button(f"{mark.get(r.status, '')}{r.name}（{r.village}）"[:40], cbs.MarkAttendance(r.signup_id, "a").pack()),
+         Button("缺", cbs.MarkAttendance(r.signup_id, "n").pack())) for r in rows[:40]]
+    btns.append((Button("结束签到（未到的记缺席）", cbs.CloseCheckin(ts.id).pack()),))
     ctx.reply(text, buttons=tuple(btns), card_key=f"tck:{ts.id}", edit_card=edit)
 
 
@@ -871,50 +877,56 @@ async def show_stats(ctx: Context, args: str) -> None:
 # ---------------------------------------------------------------------------------------------- buttons
 
 
-async def on_callback(ctx: Context, parts: list[str]) -> None:
-    kind = parts[0]
-    if kind == "ta":
-        await _confirm_announcement(ctx, int(parts[1]), parts[2] == "ok")
-    elif kind == "tj":
-        ts = await st.get_session(ctx.session, int(parts[1]))
-        why = st.signup_open(ts, ctx.now) if ts is not None else "没有这一期培训"
-        if ts is None or why is not None:
-            ctx.reply(f"不能报名：{why}。")
-            return
-        ctx.reply(f"报名 {_label(ts, ctx.prefs.tz)}\n请直接发参加人姓名，多人用空格隔开，例如：\n“郑玉兰 龚小红”或“红岩村 苏文斌”\n"
-                  "名字还没定可以发“报3个 名字晚点发”。", card_key=f"tjn:{ts.id}")
-    elif kind == "tp":
-        await _picked_session(ctx, int(parts[1]), int(parts[2]))
-    elif kind == "tx":
-        row = await ctx.session.get(Signup, int(parts[1]))
-        assert ctx.person is not None
-        if row is None or (row.cadre_id != ctx.person.id and not _is_organiser(ctx)):
-            raise ValueError("not yours")
-        ts = await st.get_session(ctx.session, row.session_id)
-        assert ts is not None
-        row.session = ts
-        if row.status not in st.ACTIVE:
-            ctx.reply("这条报名已经取消了。")
-            return
-        await cancel_one(ctx, row)
-    elif kind in ("tc", "tk", "te", "tr", "to"):
-        if not _is_organiser(ctx):
-            ctx.reply("这个操作只有培训组织者可以用。")
-            return
-        if kind == "tc":
-            await checkin_view(ctx, int(parts[1]))
-        elif kind == "tk":
-            await _mark(ctx, int(parts[1]), parts[2] == "a")
-        elif kind == "te":
-            n = await st.close_checkin(ctx.session, ts_id=int(parts[1]), now=ctx.now)
-            await checkin_view(ctx, int(parts[1]), edit=True)
+async def on_callback(ctx: Context, cb: cbs.Callback) -> None:
+    """The training buttons (TRAINING_CALLBACKS); the organiser's own ones are refused to others."""
+    match cb:
+        case cbs.ConfirmNotice(session_id, answer):
+            await _confirm_announcement(ctx, session_id, answer == "ok")
+        case cbs.JoinSession(session_id):
+            ts = await st.get_session(ctx.session, session_id)
+            why = st.signup_open(ts, ctx.now) if ts is not None else "没有这一期培训"
+            if ts is None or why is not None:
+                ctx.reply(f"不能报名：{why}。")
+                return
+            ctx.reply(f"报名 {_label(ts, ctx.prefs.tz)}\n请直接发参加人姓名，多人用空格隔开，例如：\n“郑玉兰 龚小红”或“红岩村 苏文斌”\n"
+                      "名字还没定可以发“报3个 名字晚点发”。", card_key=f"tjn:{ts.id}")
+        case cbs.PickSession(inbox_id, session_id):
+            await _picked_session(ctx, inbox_id, session_id)
+        case cbs.CancelSignup(signup_id):
+            row = await ctx.session.get(Signup, signup_id)
+            assert ctx.person is not None
+            if row is None or (row.cadre_id != ctx.person.id and not _is_organiser(ctx)):
+                raise ValueError("not yours")
+            ts = await st.get_session(ctx.session, row.session_id)
+            assert ts is not None
+            row.session = ts
+            if row.status not in st.ACTIVE:
+                ctx.reply("这条报名已经取消了。")
+                return
+            await cancel_one(ctx, row)
+        case _ if isinstance(cb, _ORGANISER_CALLBACKS):
+            if not _is_organiser(ctx):
+                ctx.reply("这个操作只有培训组织者可以用。")
+                return
+            await _organiser_button(ctx, cb)
+        case _:
+            raise ValueError(cb)
+
+
+async def _organiser_button(ctx: Context, cb: cbs.Callback) -> None:
+    match cb:
+        case cbs.CheckinView(session_id):
+            await checkin_view(ctx, session_id)
+        case cbs.MarkAttendance(signup_id, mark):
+            await _mark(ctx, signup_id, mark == "a")
+        case cbs.CloseCheckin(session_id):
+            n = await st.close_checkin(ctx.session, ts_id=session_id, now=ctx.now)
+            await checkin_view(ctx, session_id, edit=True)
             ctx.reply(f"签到结束，{n}人记为缺席。")
-        elif kind == "tr":
-            await send_roster(ctx, int(parts[1]))
-        else:
-            await reopen(ctx, int(parts[1]), [])
-    else:
-        raise ValueError(kind)
+        case cbs.SendRoster(session_id):
+            await send_roster(ctx, session_id)
+        case cbs.ReopenSession(session_id):
+            await reopen(ctx, session_id, [])
 
 
 async def _picked_session(ctx: Context, inbox_id: int, ts_id: int) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeGuard
 
 from sqlalchemy import ColumnElement, or_, select
 
+from handlers.callbacks import AddHousehold, CardAction, PickDate, PickHousehold, RegistryChangeAction
 from handlers.context import Context
 from handlers.format import clip, fmt_change, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry, resolve_written
@@ -158,7 +159,7 @@ async def _continue(ctx: Context, entry: Entry) -> None:
             return
     if pend.get("date_cands") and not pend.get("date"):
         buttons = tuple(
-            (Button(fmt_date(date.fromisoformat(d), ctx.today), f"dt:{entry.id}:{d}"),)
+            (Button(fmt_date(date.fromisoformat(d), ctx.today), PickDate(entry.id, d).pack()),)
             for d in pend["date_cands"]
         )
         ctx.reply(f"“{clip(entry.raw_text, 20)}”里的日期有两种理解，是哪一天？", buttons=buttons,
@@ -179,9 +180,9 @@ async def _ask_household(ctx: Context, entry: Entry, item: dict[str, Any]) -> No
     for k, hid in enumerate(h for h in item["cands"] if h in labels):
         confirm_first = item.get("mode") == "confirm" and k == 0
         text = ("是 " if confirm_first else "") + option_label(labels[hid])
-        rows.append((Button(text, f"pk:{entry.id}:{item['i']}:{hid}"),))
+        rows.append((Button(text, PickHousehold(entry.id, item["i"], hid).pack()),))
     if rows:
-        rows.append((Button("都不是", f"pk:{entry.id}:{item['i']}:0"),))
+        rows.append((Button("都不是", PickHousehold(entry.id, item["i"], 0).pack()),))
         if item.get("mode") == "confirm":
             question = f"“{item['name']}”是这一户吗？{option_label(labels[item['cands'][0]])}"
         else:
@@ -190,20 +191,22 @@ async def _ask_household(ctx: Context, entry: Entry, item: dict[str, Any]) -> No
         return
     if item.get("mode") == "none":
         ctx.reply(f"没认出“{item['name']}”是哪一户，请写户主全名重新发送，或者不记这一户。",
-                  buttons=((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),),), card_key=f"ask:{entry.id}")
+                  buttons=((Button("不记这一户", PickHousehold(entry.id, item["i"], -1).pack()),),),
+                  card_key=f"ask:{entry.id}")
         return
     if item.get("exists"):
         # The name, or one sounding like it, is in the registry of the area: adding it would make a duplicate.
         ctx.reply(f"花名册里已有“{item['name']}”或读音相近的户，不能重复添加。\n"
                   "请写上户主全名和村名重新发送，或者不记这一户。",
-                  buttons=((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),),), card_key=f"ask:{entry.id}")
+                  buttons=((Button("不记这一户", PickHousehold(entry.id, item["i"], -1).pack()),),),
+                  card_key=f"ask:{entry.id}")
         return
     village = item.get("village") or await _home_village(ctx)
     where = f"（{village}）" if village else ""
     buttons: list[tuple[Button, ...]] = []
     if village:
-        buttons.append((Button(f"添加新农户 {item['name']}{where}", f"add:{entry.id}:{item['i']}"),))
-    buttons.append((Button("不记这一户", f"pk:{entry.id}:{item['i']}:-1"),))
+        buttons.append((Button(f"添加新农户 {item['name']}{where}", AddHousehold(entry.id, item["i"]).pack()),))
+    buttons.append((Button("不记这一户", PickHousehold(entry.id, item["i"], -1).pack()),))
     hint = "" if village else "\n不知道是哪个村，无法添加。请重发并写上村名。"
     ctx.reply(f"花名册里没有找到“{item['name']}”{where}。{hint}", buttons=tuple(buttons),
               card_key=f"ask:{entry.id}")
@@ -427,13 +430,15 @@ async def card_text(ctx: Context, entry: Entry, changes: Sequence[RegistryChange
 def card_buttons(entry: Entry, changes: Sequence[RegistryChange] = ()) -> tuple[tuple[Button, ...], ...]:
     if entry.state != "saved":
         return ()
-    rows: list[tuple[Button, ...]] = [(Button("撤销", f"v:{entry.id}:undo"), Button("修改", f"v:{entry.id}:edit"))]
+    rows: list[tuple[Button, ...]] = [(Button("撤销", CardAction(entry.id, "undo").pack()),
+                                     Button("修改", CardAction(entry.id, "edit").pack()))]
     for rc in changes:
         if rc.status == "proposed":
-            rows.append((Button(fmt_change(rc.field, rc.old_value, rc.new_value, button="confirm"), f"rc:{rc.id}:ok"),))
+            rows.append((Button(fmt_change(rc.field, rc.old_value, rc.new_value, button="confirm"),
+                                RegistryChangeAction(rc.id, "ok").pack()),))
         elif rc.status == "confirmed":
             rows.append((Button(fmt_change(rc.field, rc.old_value, rc.new_value, button="restore"),
-                                f"rc:{rc.id}:back"),))
+                                RegistryChangeAction(rc.id, "back").pack()),))
     return tuple(rows)
 
 
