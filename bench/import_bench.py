@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from bot.config import DEFAULT_DISTRICT
 from bot.sampledata import generate_rows, write_rows
 from handlers.spreadsheets import ImportResult, import_parsed, parse_table, read_table
 from storage.engine import make_engine, make_sessionmaker, upgrade
@@ -40,7 +41,7 @@ class Run:
 
 async def _one_import(url: str, data: bytes, name: str, backend: str, label: str) -> Run:
     t0 = time.perf_counter()
-    parsed = parse_table(read_table(data, name))
+    parsed = parse_table(read_table(data, name), district=DEFAULT_DISTRICT)
     t1 = time.perf_counter()
     engine = make_engine(url)
     try:

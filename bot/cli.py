@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import DEFAULT_TIMEZONE, ConfigError, Settings, load_settings
 
 T = TypeVar("T")
 
@@ -149,7 +149,7 @@ def invite(state: CliState, role: str, person_name: str | None, phone: str | Non
 @main.command("parse")
 @click.option("--text", "text", default=None, help="Parse one message and pretty-print the result.")
 @click.option("--ref-date", default=None, help="The message's send date, YYYY-MM-DD (default: today).")
-@click.option("--tz", default="Asia/Shanghai", show_default=True)
+@click.option("--tz", default=DEFAULT_TIMEZONE, show_default=True)
 def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
     """Parse cadre messages: JSONL {"id","message","ref_date"} on stdin → one JSON line each on stdout."""
     import json

@@ -41,11 +41,11 @@ def _ensure_schema(url: str) -> None:
 
 @click.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--district", default="西秀区", show_default=True,
-              help="District for rows without a 区县 column / 区县 value.")
+@click.option("--district", default=None,
+              help="District for rows without a 区县 column / 区县 value (default: [app] district, 西秀区).")
 @click.option("--dry-run", is_flag=True, help="Validate and count what would change, write nothing.")
 @pass_state
-def import_cmd(state: CliState, file: Path, district: str, dry_run: bool) -> None:
+def import_cmd(state: CliState, file: Path, district: str | None, dry_run: bool) -> None:
     """Import households, cadres and pairings from an .xlsx or .csv file (Chinese headers).
 
     Every row is checked first; if any row is bad nothing is imported. Re-importing the same file changes
@@ -58,7 +58,7 @@ def import_cmd(state: CliState, file: Path, district: str, dry_run: bool) -> Non
     except OSError as e:
         _fail(f"cannot read {file}: {e.strerror or e}", 2)
     try:
-        parsed = parse_table(read_table(data, file.name), district=district)
+        parsed = parse_table(read_table(data, file.name), district=district or state.settings.app.district)
     except SpreadsheetError as e:
         _fail(f"{file.name}: {e}", 2)
     except RowErrors as e:

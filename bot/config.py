@@ -27,6 +27,11 @@ from pydantic import (
 ENV_PREFIX = "BANGFU_"
 
 
+# Deployment defaults, here only: handlers and storage take them as arguments.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+DEFAULT_DISTRICT = "西秀区"
+
+
 class ConfigError(Exception):
     """One line naming the key and what is wrong with it."""
 
@@ -36,7 +41,8 @@ class _Table(BaseModel):
 
 
 class AppCfg(_Table):
-    timezone: str = "Asia/Shanghai"
+    timezone: str = DEFAULT_TIMEZONE
+    district: str = DEFAULT_DISTRICT  # the county/district an imported roster belongs to when it names none
     data_dir: str = "var"
     log_level: str = "INFO"
     log_file: str | None = None

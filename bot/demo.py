@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from bot.app import App, prefs_from
 from bot.config import Settings
 from bot.demo_messages import cancel, correction, question, signup, visit_log
-from bot.sampledata import generate_rows, write_csv
+from bot.sampledata import DISTRICT, generate_rows, write_csv
 from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent
 from handlers.digest import build_digest, bulletins, weekly_digests
 from handlers.reminders import morning_reminders
@@ -151,7 +151,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     assert app.sessionmaker is not None and app.dispatcher is not None and app.outbox is not None
     sm = app.sessionmaker
     async with sm() as s, s.begin():
-        await import_spreadsheet(s, roster.read_bytes(), roster.name, actor="demo")
+        await import_spreadsheet(s, roster.read_bytes(), roster.name, district=DISTRICT, actor="demo")
     summary.timings["import roster"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import secrets
 import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.ratelimit import SlidingWindow
 from bot.transports.choices import pick_choice
 from handlers.context import Clock, Context, Prefs
 from handlers.outgoing import send_reply
@@ -40,21 +40,15 @@ class UserRateLimiter:
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self._hits: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._warned: dict[tuple[str, str], float] = {}
+        # Every message counts, dropped ones too: someone who keeps flooding stays limited.
+        self._hits = SlidingWindow(per_minute, 60.0)
+        self._warned = SlidingWindow(1, 60.0)
 
     async def check(self, key: tuple[str, str], now: float) -> str:
         """'ok', 'warn' (first over the limit) or 'drop'."""
-        q = self._hits[key]
-        while q and now - q[0] > 60:
-            q.popleft()
-        q.append(now)
-        if len(q) <= self.per_minute:
+        if self._hits.take(key, now=now) <= self.per_minute:
             return "ok"
-        if now - self._warned.get(key, -1e9) > 60:
-            self._warned[key] = now
-            return "warn"
-        return "drop"
+        return "warn" if self._warned.reserve(key, now=now) == 0.0 else "drop"
 
 
 class RedisRateLimiter:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.ratelimit import SlidingWindow
 from bot.transports.base import (
     Capabilities,
     OutMessage,
@@ -52,23 +52,6 @@ class TokenBucket:
         self.tokens -= 1
 
 
-class Window:
-    """At most `n` events per `seconds`, sliding."""
-
-    def __init__(self, n: int, seconds: float) -> None:
-        self.n, self.seconds = n, seconds
-        self.q: deque[float] = deque()
-
-    def wait_time(self) -> float:
-        now = time.monotonic()
-        while self.q and now - self.q[0] >= self.seconds:
-            self.q.popleft()
-        return 0.0 if len(self.q) < self.n else self.seconds - (now - self.q[0])
-
-    def take(self) -> None:
-        self.q.append(time.monotonic())
-
-
 class GlobalLimit:
     """Telegram counts sends over any rolling second. A bucket that starts full (burst = a second's
     worth) puts ~2x the limit into one second; an exact window still overshoots at the server because
@@ -77,7 +60,7 @@ class GlobalLimit:
     fake (bench/delivery.py): 98% of 30 msg/s with no 429."""
 
     def __init__(self, rate: float) -> None:
-        self.window = Window(max(1, int(rate * 0.985)), 1.0)
+        self.window = SlidingWindow(max(1, int(rate * 0.985)), 1.0)
         self.bucket = TokenBucket(rate * 0.985, max(1.5, rate / 20))
 
     def wait_time(self) -> float:
@@ -144,9 +127,9 @@ class ChannelLimits:
         w = self.chat_windows.get(chat_id)
         if w is None:
             if is_group:
-                w = Window(self.caps.group_per_minute, 60)
+                w = SlidingWindow(self.caps.group_per_minute, 60)
             elif self.caps.per_user_per_minute:
-                w = Window(self.caps.per_user_per_minute, 60)
+                w = SlidingWindow(self.caps.per_user_per_minute, 60)
             else:
                 # Telegram asks for about one message a second per chat; a short burst is tolerated,
                 # which keeps a card plus its follow-up line from lagging a second behind.

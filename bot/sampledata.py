@@ -13,9 +13,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.config import DEFAULT_DISTRICT
 from handlers.xlsx import Sheet, sheet_to_csv_text, sheets_to_xlsx
 
-DISTRICT = "西秀区"
+DISTRICT = DEFAULT_DISTRICT
 
 # Township names in the style of (and partly taken from) 西秀区's real townships.
 TOWNSHIPS = (

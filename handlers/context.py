@@ -22,7 +22,7 @@ class Clock(Protocol):
 class Prefs:
     """The deployment settings handlers need, copied out of the runtime's config."""
 
-    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    tz: ZoneInfo
     max_text_chars: int = 4000
     max_file_bytes: int = 20_000_000
     attach_window_minutes: int = 10

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,8 +37,6 @@ from storage.models import (
 from storage.registry import Counts
 from storage.reports import counted_visit, raised_by_live_visit
 
-DEFAULT_DISTRICT = "西秀区"
-DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 MAX_HOUSEHOLD_SIZE = 30
 MAX_DATA_ROWS = 200_000
 
@@ -514,7 +511,7 @@ def _validate_row(line: int, cells: list[Any], cols: dict[str, int], district: s
                         head_name=head, values=values, cadres=cadres)
 
 
-def parse_table(table: Table, *, district: str = DEFAULT_DISTRICT) -> ParsedFile:
+def parse_table(table: Table, *, district: str) -> ParsedFile:
     """Validate every row; raise RowErrors listing all bad rows. Rows describing the same household (one row
     per cadre is a common layout) are merged; they must not disagree."""
     cols = map_columns(table.header)
@@ -553,7 +550,7 @@ def parse_table(table: Table, *, district: str = DEFAULT_DISTRICT) -> ParsedFile
 
 
 async def import_spreadsheet(
-    session: AsyncSession, data: bytes, filename: str = "", *, district: str = DEFAULT_DISTRICT,
+    session: AsyncSession, data: bytes, filename: str = "", *, district: str,
     actor: str = "import", dry_run: bool = False,
 ) -> ImportResult:
     """Validate the whole file, then upsert org units, households, cadres and pairings in `session`.
@@ -675,7 +672,7 @@ def _local(dt: datetime | None, tz: tzinfo) -> datetime | None:
 
 
 async def build_sheets(session: AsyncSession, kind: ExportKind, *, since: date | None = None,
-                       unit: str | None = None, tz: tzinfo = DEFAULT_TZ) -> list[Sheet]:
+                       unit: str | None = None, tz: tzinfo) -> list[Sheet]:
     """The rows of an export as plain values (dates as date/datetime in local time); phones masked,
     ID numbers never included. Raises UnknownUnitError for a unit name that matches nothing or several."""
     scope = await resolve_unit(session, unit) if unit else None
@@ -837,10 +834,10 @@ async def _signups(session: AsyncSession, since: date | None, scope: OrgUnit | N
 
 
 async def export_csv(session: AsyncSession, kind: ExportKind, *, since: date | None = None, unit: str | None = None,
-                     tz: tzinfo = DEFAULT_TZ) -> str:
+                     tz: tzinfo) -> str:
     return sheets_to_csv(await build_sheets(session, kind, since=since, unit=unit, tz=tz))
 
 
 async def export_xlsx(session: AsyncSession, kind: ExportKind, *, since: date | None = None,
-                      unit: str | None = None, tz: tzinfo = DEFAULT_TZ) -> bytes:
+                      unit: str | None = None, tz: tzinfo) -> bytes:
     return sheets_to_xlsx(await build_sheets(session, kind, since=since, unit=unit, tz=tz))

@@ -38,6 +38,7 @@ from storage.models import (
     TrainingSession,
     Visit,
 )
+from tests.conftest import TZ
 
 HEADER = "乡镇,村,组,户主姓名,家庭人口,户类型,致贫原因,联系电话,身份证号,帮扶责任人,责任人电话,责任人单位,责任人职务"
 SMALL_CSV = "\r\n".join([
@@ -55,6 +56,7 @@ async def _count(session, model) -> int:
 
 
 async def _import(session, data: bytes, name: str = "f.csv", **kw):
+    kw.setdefault("district", "西秀区")
     result = await import_spreadsheet(session, data, name, **kw)
     await session.commit()
     return result
@@ -177,7 +179,7 @@ async def test_one_bad_row_imports_nothing(session):
     lines[4] = lines[4].replace("吴桂兰,3,,", "吴桂兰,3,贫困户,")  # row 5
     lines.insert(4, "旧州镇,,,,,,,1380000,110105194912310021,,,,")  # row 5, pushing 吴桂兰 to row 6
     with pytest.raises(RowErrors) as e:
-        await import_spreadsheet(session, "\r\n".join(lines).encode(), "f.csv")
+        await import_spreadsheet(session, "\r\n".join(lines).encode(), "f.csv", district="西秀区")
     errs = [str(x) for x in e.value.errors]
     assert [x.row for x in e.value.errors] == [3, 5, 6]
     assert errs[0].startswith("第3行: ") and "家庭人口" in errs[0]
@@ -209,7 +211,7 @@ async def test_duplicate_rows_merge_cadres_and_flag_conflicts(session):
 
     clash = base[1].replace("王德明,4,", "王德明,5,")
     with pytest.raises(RowErrors) as e:
-        await import_spreadsheet(session, "\r\n".join([*base, clash]).encode(), "f.csv")
+        await import_spreadsheet(session, "\r\n".join([*base, clash]).encode(), "f.csv", district="西秀区")
     assert str(e.value.errors[0]).startswith("第3行: 与第2行是同一户") and "家庭人口" in str(e.value.errors[0])
 
 
@@ -224,7 +226,7 @@ async def test_gbk_csv(session, tmp_path):
     assert set((await session.scalars(select(Household.head_name))).all()) == {r["户主姓名"] for r in rows}
     tab_gb18030 = SMALL_CSV.replace(",", "\t").encode("gb18030")
     with pytest.raises(RowErrors):  # tab-separated and GB18030: read fine, then the same rows validate
-        await import_spreadsheet(session, tab_gb18030.replace(b"\t4\t", b"\t99\t"), "x.txt")
+        await import_spreadsheet(session, tab_gb18030.replace(b"\t4\t", b"\t99\t"), "x.txt", district="西秀区")
 
 
 @pytest.mark.parametrize(("data", "name", "msg"), [
@@ -236,7 +238,7 @@ async def test_gbk_csv(session, tmp_path):
 ])
 async def test_unusable_files(session, data, name, msg):
     with pytest.raises(SpreadsheetError) as e:
-        await import_spreadsheet(session, data, name)
+        await import_spreadsheet(session, data, name, district="西秀区")
     assert msg in str(e.value)
 
 
@@ -292,7 +294,7 @@ def _csv_rows(text: str) -> list[list[str]]:
 
 async def test_export_households_csv_masks_and_omits_ids(session):
     await _seed_activity(session)
-    text = await export_csv(session, "households")
+    text = await export_csv(session, "households", tz=TZ)
     assert "\r\n" in text and "\n" not in text.replace("\r\n", "")
     rows = _csv_rows(text)
     assert rows[0] == ["乡镇", "村", "组", "户主姓名", "家庭人口", "户类型", "致贫原因", "联系电话", "帮扶责任人",
@@ -310,7 +312,7 @@ async def test_export_households_csv_masks_and_omits_ids(session):
 
 async def test_export_visits_filters_and_text_masking(session):
     await _seed_activity(session)
-    [sheet] = await build_sheets(session, "visits")
+    [sheet] = await build_sheets(session, "visits", tz=TZ)
     assert sheet.headers == ["日期", "乡镇", "村", "户主", "走访方式", "帮扶责任人", "需求", "后续", "原文"]
     assert [r[3] for r in sheet.rows] == ["王德明", "杨光荣", "李秀英"]  # deleted one excluded, by date
     first = sheet.rows[0]
@@ -318,66 +320,66 @@ async def test_export_visits_filters_and_text_masking(session):
     assert first[6] == "棉被 2床" and first[7] == "联系民政办（2026-11-28）"
     assert "13812345678" not in first[8] and ID_NUMBER not in first[8] and "138****5678" in first[8]
 
-    since = await build_sheets(session, "visits", since=date(2026, 11, 10))
+    since = await build_sheets(session, "visits", since=date(2026, 11, 10), tz=TZ)
     assert [r[3] for r in since[0].rows] == ["杨光荣", "李秀英"]
-    shuangbao = await build_sheets(session, "visits", unit="双堡镇")
+    shuangbao = await build_sheets(session, "visits", unit="双堡镇", tz=TZ)
     assert [r[3] for r in shuangbao[0].rows] == ["王德明", "李秀英"]
-    both = await build_sheets(session, "visits", unit="旧州镇/大坝村", since=date(2026, 11, 10))
+    both = await build_sheets(session, "visits", unit="旧州镇/大坝村", since=date(2026, 11, 10), tz=TZ)
     assert [r[3] for r in both[0].rows] == ["杨光荣"]
-    group = await build_sheets(session, "visits", unit="双堡镇/二组")
+    group = await build_sheets(session, "visits", unit="双堡镇/二组", tz=TZ)
     assert [r[3] for r in group[0].rows] == ["李秀英"]
 
     with pytest.raises(UnknownUnitError) as e:
-        await build_sheets(session, "visits", unit="大坝村")
+        await build_sheets(session, "visits", unit="大坝村", tz=TZ)
     assert "双堡镇/大坝村" in str(e.value) and "旧州镇/大坝村" in str(e.value)
     with pytest.raises(UnknownUnitError):
-        await build_sheets(session, "visits", unit="花溪村")
+        await build_sheets(session, "visits", unit="花溪村", tz=TZ)
 
-    csv_text = await export_csv(session, "visits")
+    csv_text = await export_csv(session, "visits", tz=TZ)
     assert "'=HYPERLINK" in csv_text  # would run as a formula in Excel otherwise
 
 
 async def test_export_households_unit_and_since(session):
     await _seed_activity(session)
-    [sheet] = await build_sheets(session, "households", unit="旧州镇")
+    [sheet] = await build_sheets(session, "households", unit="旧州镇", tz=TZ)
     assert sorted(r[3] for r in sheet.rows) == ["吴桂兰", "杨光荣"]
-    [future] = await build_sheets(session, "households", since=date(2099, 1, 1))
+    [future] = await build_sheets(session, "households", since=date(2099, 1, 1), tz=TZ)
     assert future.rows == []
-    [past] = await build_sheets(session, "households", since=date(2000, 1, 1))
+    [past] = await build_sheets(session, "households", since=date(2000, 1, 1), tz=TZ)
     assert len(past.rows) == 4
 
 
 async def test_export_needs(session):
     await _seed_activity(session)
-    [sheet] = await build_sheets(session, "needs")
+    [sheet] = await build_sheets(session, "needs", tz=TZ)
     assert sheet.headers == ["登记日期", "村", "户主", "类别", "需求", "数量", "单位", "状态", "解决日期"]
     assert sheet.rows == [
         [date(2026, 11, 1), "大坝村", "王德明", "生活物资", "棉被", 2.0, "床", "未解决", None],
         [date(2026, 11, 20), "大坝村", "杨光荣", "医疗", "慢病卡", None, "", "已解决", date(2026, 11, 24)],
     ]
-    [only] = await build_sheets(session, "needs", unit="双堡镇")
+    [only] = await build_sheets(session, "needs", unit="双堡镇", tz=TZ)
     assert [r[2] for r in only.rows] == ["王德明"]
-    [late] = await build_sheets(session, "needs", since=date(2026, 11, 2))
+    [late] = await build_sheets(session, "needs", since=date(2026, 11, 2), tz=TZ)
     assert [r[2] for r in late.rows] == ["杨光荣"]
 
 
 async def test_export_signups_and_summary(session):
     await _seed_activity(session)
-    roster, summary = await build_sheets(session, "signups", since=date(2026, 11, 1))
+    roster, summary = await build_sheets(session, "signups", since=date(2026, 11, 1), tz=TZ)
     assert roster.headers == ["培训", "开班时间", "地点", "姓名", "村", "电话", "状态", "报名人"]
     assert roster.rows[0] == ["电商培训", datetime(2026, 12, 1, 10, 0), "双堡镇政府", "王德明", "大坝村",
                               "138****5678", "已报名", "张志强"]
     assert [r[3:5] for r in roster.rows[1:]] == [["杨光荣", "大坝村"], ["（待补名）", "外村"]]
     assert summary.rows == [["电商培训", 1, 3, 0, 1]]
-    _all, summary_all = await build_sheets(session, "signups")
+    _all, summary_all = await build_sheets(session, "signups", tz=TZ)
     assert summary_all.rows == [["电商培训", 2, 4, 0, 2]]
-    scoped, _ = await build_sheets(session, "signups", unit="双堡镇")
+    scoped, _ = await build_sheets(session, "signups", unit="双堡镇", tz=TZ)
     assert [r[3] for r in scoped.rows] == ["王德明"]
 
 
 async def test_export_xlsx_opens_with_header(session):
     await _seed_activity(session)
-    data = await export_xlsx(session, "visits")
+    data = await export_xlsx(session, "visits", tz=TZ)
     wb = load_workbook(io.BytesIO(data))
     ws = wb.worksheets[0]
     assert ws.title == "走访记录" and ws.freeze_panes == "A2"
@@ -388,9 +390,9 @@ async def test_export_xlsx_opens_with_header(session):
     assert ws["A2"].value == datetime(2026, 11, 1) and ws["D2"].value == "王德明"
     formula = ws["I3"]
     assert formula.value.startswith("=HYPERLINK") and formula.data_type == "s"
-    signups = load_workbook(io.BytesIO(await export_xlsx(session, "signups")))
+    signups = load_workbook(io.BytesIO(await export_xlsx(session, "signups", tz=TZ)))
     assert signups.sheetnames == ["培训报名", "按培训汇总"]
-    assert ID_NUMBER not in (await export_csv(session, "visits"))
+    assert ID_NUMBER not in (await export_csv(session, "visits", tz=TZ))
 
 
 # --- CLI -------------------------------------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from bot.ratelimit import SlidingWindow
 from bot.transports.base import PermanentError
 from bot.transports.wecom.api import WeComAPI
-from bot.transports.wecom.limits import SlidingWindow
 from tests.fakes.wecom_api import FakeWeComAPI
 
 

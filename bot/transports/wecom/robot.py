@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
+from bot.ratelimit import SlidingWindow
 from bot.transports.base import PermanentError, RetryAfter, split_text
 from bot.transports.wecom.api import DEFAULT_API_BASE, WeComHTTP
-from bot.transports.wecom.limits import SlidingWindow
 
 RobotMsgType = Literal["text", "markdown"]
 # Documented content limits of the webhook, in UTF-8 bytes.

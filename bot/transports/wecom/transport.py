@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
+from bot.ratelimit import SlidingWindow
 from bot.transports.base import (
     Capabilities,
     OnUpdate,
@@ -34,7 +35,6 @@ from bot.transports.wecom.crypto import (
     WXBizMsgCrypt,
     parse_xml,
 )
-from bot.transports.wecom.limits import SlidingWindow
 from bot.transports.wecom.robot import GroupRobot, RobotMsgType
 from handlers.types import Attachment, ChatRef, Document, Incoming
 
