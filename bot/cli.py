@@ -165,9 +165,8 @@ def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
         click.echo(json.dumps(rec, ensure_ascii=False, indent=2))
         return
     # Undecodable bytes must not stop a batch: replace them and carry on.
-    stdin = click.get_binary_stream("stdin")
-    lines = (raw.decode("utf-8", "replace") for raw in stdin)
-    out = click.get_text_stream("stdout")
+    lines = (raw.decode("utf-8", "replace") for raw in sys.stdin.buffer)
+    out = sys.stdout
     for line in parse_jsonl(lines):
         out.write(line + "\n")
     out.flush()

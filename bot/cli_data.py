@@ -141,7 +141,8 @@ def export_cmd(state: CliState, kind: str, fmt: str | None, since: datetime | No
 
 async def _export(url: str, kind: str, fmt: str, since: date | None, unit: str | None,
                   state: CliState) -> tuple[str | bytes, int]:
-    from handlers.spreadsheets import build_sheets, sheets_to_csv, sheets_to_xlsx
+    from handlers.spreadsheets import build_sheets
+    from handlers.xlsx import sheets_to_csv, sheets_to_xlsx
     from storage.engine import make_engine, make_sessionmaker
     from storage.models import AuditLog
 

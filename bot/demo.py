@@ -330,8 +330,8 @@ def _print(console: Console, s: Summary, transport: DemoTransport, turns: int) -
     t = Table(show_header=True)
     t.add_column("phase")
     t.add_column("seconds", justify="right")
-    for k, v in s.timings.items():
-        t.add_row(k, f"{v:.1f}")
+    for k, secs in s.timings.items():
+        t.add_row(k, f"{secs:.1f}")
     week = s.timings.get("simulated week", 0.0)
     if week and s.messages:
         t.add_row("messages/s through the pipeline", f"{s.messages / week:.0f}")

@@ -121,9 +121,9 @@ class ChannelLimits:
         self.caps = caps
         self.global_bucket = GlobalLimit(caps.global_rate)
         self.paused_until = 0.0
-        self.chat_windows: dict[str, Any] = {}
+        self.chat_windows: dict[str, SlidingWindow | TokenBucket] = {}
 
-    def _chat(self, chat_id: str, is_group: bool) -> Any:
+    def _chat(self, chat_id: str, is_group: bool) -> SlidingWindow | TokenBucket:
         w = self.chat_windows.get(chat_id)
         if w is None:
             if is_group:
@@ -235,7 +235,7 @@ class Outbox:
     async def _claim(self) -> list[OutboxMessage]:
         now = datetime.now(UTC)
         async with self.sessionmaker() as s, s.begin():
-            pg = s.bind.dialect.name == "postgresql"
+            pg = s.get_bind().dialect.name == "postgresql"
             q = (select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.chat_id, OutboxMessage.status,
                         OutboxMessage.not_before)
                  .where(OutboxMessage.status.in_(("pending", "sending")),

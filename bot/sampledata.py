@@ -88,7 +88,7 @@ def _pick(rng: random.Random, weighted: Sequence[tuple[Any, int]]) -> Any:
 
 
 def person_name(rng: random.Random) -> str:
-    surname = _pick(rng, SURNAMES)
+    surname: str = _pick(rng, SURNAMES)
     if rng.random() < 0.25:
         return surname + rng.choice(GIVEN_SECOND)
     return surname + rng.choice(GIVEN_FIRST) + rng.choice(GIVEN_SECOND)

@@ -150,7 +150,8 @@ def subtree_ids_select(unit: OrgUnit) -> Select[int]:
 
 def in_subtree(unit_column: Any, unit: OrgUnit) -> ColumnElement[bool]:
     """`unit_column` (a foreign key to org_unit) points into `unit`'s subtree: one subquery, no id list."""
-    return unit_column.in_(subtree_ids_select(unit))
+    inside: ColumnElement[bool] = unit_column.in_(subtree_ids_select(unit))
+    return inside
 
 
 async def subtree_unit_ids(session: AsyncSession, unit_id: int) -> list[int]:

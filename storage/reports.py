@@ -47,7 +47,8 @@ def counted_visit() -> ColumnElement[bool]:
 def raised_by_live_visit(visit_id: Any) -> ColumnElement[bool]:
     """A need or follow-up whose visit was not undone. NOT IN over the (small, partially indexed) set of
     undone visits instead of a join: joining 1M visits makes PostgreSQL pick a sequential scan."""
-    return visit_id.not_in(select(Visit.id).where(Visit.deleted == true()))
+    live: ColumnElement[bool] = visit_id.not_in(select(Visit.id).where(Visit.deleted == true()))
+    return live
 
 
 def units_under(path: str | None) -> Any:

@@ -254,7 +254,7 @@ class PTBTransport(TelegramTransportBase):
             chat_id=chat_id, text=html_text, parse_mode=ParseMode.HTML, reply_markup=_markup(buttons, keyboard),
             reply_parameters=_reply(reply_to),
         )
-        return sent.message_id
+        return int(sent.message_id)
 
     async def _fw_send_file(self, kind: str, chat_id: int | str, file: Document, caption_html: str | None,
                             buttons: Buttons, keyboard: Keyboard, reply_to: int | None) -> int:
@@ -268,7 +268,7 @@ class PTBTransport(TelegramTransportBase):
             sent = await bot.send_photo(photo=upload, **common)
         else:
             sent = await bot.send_document(document=upload, **common)
-        return sent.message_id
+        return int(sent.message_id)
 
     async def _fw_edit_text(self, chat_id: int | str, message_id: int, html_text: str, buttons: Buttons) -> int:
         edited = await self._app().bot.edit_message_text(

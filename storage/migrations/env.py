@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from storage.base import Base
 from storage.engine import make_engine
-from storage.models import Base
 
 config = context.config
 target_metadata = Base.metadata
