@@ -244,7 +244,7 @@ async def test_size_in_chat_is_a_proposal_until_confirmed_then_audited_and_resto
 async def test_imported_value_wins_over_an_unconfirmed_chat_value(bot):
     card = (await bot.send("u1", "今天去大坝村张桂英家，一家6口人，缺大米"))[0]
     async with bot.sm() as s:
-        await import_spreadsheet(s, "乡镇,村,户主姓名,家庭人口\r\n双堡镇,大坝村,张桂英,4\r\n".encode(), "r.csv")
+        await import_spreadsheet(s, "乡镇,村,户主姓名,家庭人口\r\n双堡镇,大坝村,张桂英,4\r\n".encode(), "r.csv", district="西秀区")
         await s.commit()
     assert await _size(bot) == 4
     out = await bot.press("u1", card, "确认人口")
