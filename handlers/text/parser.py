@@ -37,13 +37,14 @@ from ._segment import base_tokenizer
 from .courses import find_course, normalise_course
 from .outcome import visit_outcome
 from .registry import Registry
+from .risks import find_risks
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("intent", "secondary_intents", "household_head", "village", "visit_date", "visit_type", "household_size",
           "needs", "follow_ups", "course", "course_norm", "participants", "phone", "training_date",
           "signup_deadline", "cancelled",
-          "visit_outcome")
+          "visit_outcome", "risks")
 
 
 def empty_result(intent: str = "other") -> dict[str, Any]:
@@ -52,6 +53,7 @@ def empty_result(intent: str = "other") -> dict[str, Any]:
     r["secondary_intents"] = []
     r["needs"] = []
     r["follow_ups"] = []
+    r["risks"] = []
     return r
 
 
@@ -267,6 +269,9 @@ def _parse(text: str, now: datetime, registry: Registry | None, forced: str | No
     if phones and (intent != "other" or course):
         ph = _uniq([p for _, _, p in phones])
         res["phone"] = ph[0] if len(ph) == 1 else ph
+    if intent != "query" and not (intent == "other" and _NOTICE.search(t)):
+        # hardships a question or a township notice names are not this household's signals
+        res["risks"] = [r.as_dict() for r in find_risks(text if isinstance(text, str) else t)]
     return res
 
 
