@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from ._norm import MAX_CHARS
@@ -186,15 +188,19 @@ class _Hit:
 
 def _view(text: str) -> str:
     """A length-preserving normalised copy, so that offsets found in it quote the caller's own text."""
-    out = []
-    ascii_only = text.isascii()
-    for ch in text:
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        out = [text]
+        ascii_only = True
+    else:
+        out = []
+        ascii_only = False
+    for ch in ([] if ascii_only else text):
         if not ascii_only:
             n = unicodedata.normalize("NFKC", ch)
             ch = n if len(n) == 1 else ch
         out.append(ch)
     view = "".join(out)
-    if not ascii_only:
+    if not text.isascii():
         try:
             view.encode("gb2312")
         except UnicodeEncodeError:
@@ -209,28 +215,25 @@ def _view(text: str) -> str:
     return view
 
 
-def _bounds(text: str, pos: int, stop: re.Pattern[str]) -> tuple[int, int]:
-    lo = pos
-    while lo > 0 and not stop.match(text, lo - 1):
-        lo -= 1
-    hi = pos
-    while hi < len(text) and not stop.match(text, hi):
-        hi += 1
-    return lo, hi
+@lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 class _Scan:
     def __init__(self, text: str) -> None:
         self.text = text
         self.sent_starts = [0] + [m.end() for m in _SENTENCE_END.finditer(text)]
-        self.hits: list[_Hit] = []
+        self.stops = [m.start() for m in _CLAUSE_END.finditer(text)]
 
     def sentence_of(self, pos: int) -> int:
-        idx = 0
-        for i, s in enumerate(self.sent_starts):
-            if s <= pos:
-                idx = i
-        return idx
+        return max(0, bisect_right(self.sent_starts, pos) - 1)
+
+    def clause(self, pos: int) -> tuple[int, int]:
+        i = bisect_left(self.stops, pos)
+        hi = self.stops[i] if i < len(self.stops) else len(self.text)
+        lo = self.stops[i - 1] + 1 if i > 0 else 0
+        return lo, hi
 
     def sentence(self, idx: int) -> tuple[int, int]:
         lo = self.sent_starts[idx]
@@ -242,7 +245,7 @@ class _Scan:
         return self.text[max(lo, start - before): min(hi, end + after)]
 
     def negated(self, start: int) -> bool:
-        clo, _ = _bounds(self.text, start, _CLAUSE_END)
+        clo, _ = self.clause(start)
         return _NEGATION.search(self.text[max(clo, start - 4): start]) is not None
 
     def resolved(self, end: int) -> bool:
@@ -250,12 +253,12 @@ class _Scan:
         return _RESOLVED.search(self.text[end: min(hi, end + 20)]) is not None
 
     def old(self, start: int) -> bool:
-        clo, _ = _bounds(self.text, start, _CLAUSE_END)
+        clo, _ = self.clause(start)
         return _LONG_STANDING.search(self.text[max(clo, start - 10): start]) is not None
 
     def find(self, rtype: RiskType, pattern: str, *, generic: bool = False, keep_old: bool = False) -> list[_Hit]:
         found: list[_Hit] = []
-        for m in re.finditer(pattern, self.text):
+        for m in _compiled(pattern).finditer(self.text):
             if m.end() == m.start() or self.negated(m.start()) or self.resolved(m.end()):
                 continue
             if not keep_old and self.old(m.start()):
@@ -267,9 +270,10 @@ class _Scan:
         return any(x.sentence == h.sentence and abs(x.start - h.start) <= span for x in hits)
 
 
-def _evidence(text: str, view: str, h: _Hit) -> str:
+def _evidence(text: str, s: _Scan, h: _Hit) -> str:
     """The cue's clause when it is short, else the cue with a few characters either side (a readable quote)."""
-    lo, hi = _bounds(view, h.start, _CLAUSE_END)
+    view = s.text
+    lo, hi = s.clause(h.start)
     hi = max(hi, h.end)
     if hi - lo > 14:
         # a long (run-on) clause: the cue itself, a little lead-in when it is short, and any amount that follows
@@ -292,7 +296,7 @@ def find_risks(text: str) -> list[Risk]:
     accidents = [h for h in s.find(RiskType.ACCIDENT, _ACCIDENT)
                  if _SEVERE.search(s.window(h.start, h.end, 10, 40))]
     hazards = s.find(RiskType.DISASTER, _HAZARD)
-    damages = [m for m in re.finditer(_DAMAGE, view) if not s.negated(m.start())]
+    damages = [m for m in _compiled(_DAMAGE).finditer(view) if not s.negated(m.start())]
     disasters = [h for h in hazards if any(
         s.sentence_of(d.start()) == h.sentence and -12 <= d.start() - h.start <= 40 for d in damages)]
     disasters += s.find(RiskType.DISASTER, _DISASTER_DIRECT)
@@ -347,5 +351,5 @@ def find_risks(text: str) -> list[Risk]:
         if h.type in seen:
             continue
         seen.add(h.type)
-        out.append(Risk(h.type, _evidence(text, view, h)))
+        out.append(Risk(h.type, _evidence(text, s, h)))
     return out
