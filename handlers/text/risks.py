@@ -47,8 +47,68 @@ class Risk:
         return {"type": str(self.type), "evidence": self.evidence}
 
 
+def _split_top(body: str) -> list[str]:
+    parts, depth, cur, i = [], 0, "", 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            cur += body[i: i + 2]
+            i += 2
+            continue
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "|" and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    return [*parts, cur]
+
+
+def _first_chars(word: str) -> set[str] | None:
+    """Characters a match of `word` can start with, or None when that is not simple to tell."""
+    if not word:
+        return None
+    if word.startswith("(?:"):
+        depth, end = 0, -1
+        for i, ch in enumerate(word):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                end = i
+                break
+        if end < 0 or word[end + 1: end + 2] in ("*", "{"):
+            return None
+        out: set[str] = set()
+        for part in _split_top(word[3:end]):
+            got = _first_chars(part)
+            if got is None:
+                return None
+            out |= got
+        if word[end + 1: end + 2] == "?":  # an optional lead-in: the rest may start the match too
+            rest = _first_chars(word[end + 2:])
+            return None if rest is None else out | rest
+        return out
+    if word.startswith("\\d") and word[2:3] not in ("?", "*", "{"):
+        return set("0123456789")
+    ch = word[0]
+    if ch in "([\\.^$|?*+{" or word[1:2] in ("?", "*", "{"):
+        return None
+    return {ch}
+
+
 def _alt(*words: str) -> str:
-    return "(?:" + "|".join(words) + ")"
+    """An alternation of cue patterns; a leading lookahead on their first characters lets most positions fail fast."""
+    firsts: set[str] = set()
+    for w in words:
+        got = _first_chars(w)
+        if got is None:
+            return "(?:" + "|".join(words) + ")"
+        firsts |= got
+    return "(?=[" + "".join(sorted(firsts)).replace("]", "\\]").replace("\\", "\\\\") + "])(?:" + "|".join(words) + ")"
 
 
 _NUMW = r"[\d一二两三四五六七八九十百千万几半]"
@@ -62,7 +122,7 @@ _COST = rf"(?:花了|花费|借了?|欠了?|自付|自费|负债|{_NUMW}+\s*(?:�
 # 因病: a serious diagnosis counts by itself; a hospital stay or a medical bill counts unless an accident or a disaster
 # in the same event explains it (then it is typed by that cause).
 _ILL_SERIOUS = _alt(
-    "[^\\s,，。]{0,4}癌", "肿瘤", "白血病", "尿毒症", "肾衰竭?", "透析", "脑梗", "脑溢血", "脑出血", "中风", "心梗",
+    "癌", "肿瘤", "白血病", "尿毒症", "肾衰竭?", "透析", "脑梗", "脑溢血", "脑出血", "中风", "心梗",
     "心肌梗塞?", "搭桥", "化疗", "放疗", "转移了", "大病", "重病", "病危", "重症(?!监护)", "肝硬化", "红斑狼疮", "白内障手术",
     "查出(?:来)?(?:是|了)?[^\\s,，。]{0,6}病",
 )
@@ -126,11 +186,11 @@ _SPEND_GENERIC = _alt(
 
 _LABOUR_STRONG = _alt(
     "缺劳(?:动)?力", "缺人手", "没(?:有|得)?劳(?:动)?力", "丧失劳动(?:能)?力", "失去劳动(?:能)?力", "劳动力丧失",
-    "没人(?:干活|种地|做活路?)", "(?:家里)?就?剩(?:下)?(?:她|他)?[^\\s,，。]{0,8}(?:娃|孩子|小孩|老人|老的|老两口)",
+    "没人(?:干活|种地|做活路?)", "(?:家里)?(?:就)?剩(?:下)?(?:她|他)?[^\\s,，。]{0,8}(?:娃|孩子|小孩|老人|老的|老两口)",
     "一个人带[^\\s,，。]{0,4}(?:娃|孩子|小孩)",
 )
 # The only worker or a lone elder: a signal only together with an incapacity (injury, illness, 干不动).
-_LABOUR_SOLE = _alt("就(?:他|她)一个劳(?:动)?力", "就?靠(?:他|她)[^\\s,，。]{0,3}一个人", "唯一的?劳(?:动)?力", "(?:屋头|家里)?就(?:他|她)(?:们)?(?:一|两|俩)个(?:人)?(?:在家|在屋头)?",
+_LABOUR_SOLE = _alt("就(?:他|她)一个劳(?:动)?力", "(?:就)?靠(?:他|她)[^\\s,，。]{0,3}一个人", "唯一的?劳(?:动)?力", "(?:屋头|家里)?就(?:他|她)(?:们)?(?:一|两|俩)个(?:人)?(?:在家|在屋头)?",
                     "一个人(?:住|过)", "独居", "孤寡")
 _LABOUR_UNABLE = _alt("(?:砍|挑|背|做|干|种)不动", "干不了(?:重)?活")
 

@@ -130,3 +130,21 @@ def test_parser_reports_risks_for_visits_not_for_questions_or_notices() -> None:
     notice = parse("【通知】请各村摸排因灾房屋倒塌、因病住院的困难户，周五前上报。", NOW)
     assert notice["intent"] == "other" and notice["risks"] == []
     assert parse("今天去了新田村罗德兵家 一切正常", NOW)["risks"] == []
+
+
+def test_fast_fail_lookahead_keeps_every_match() -> None:
+    import re
+
+    from handlers.text import risks as R
+
+    corpus = "。".join([
+        "上个月脑梗住院 花了3万 自付1万", "家里就剩她和两个娃娃 莫得收入", "厂子搬走了 工资只发了一半",
+        "3天没得水 水窖干了 暂时住他兄弟家", "暴雨冲垮了堡坎 猪瘟死了7头", "借了5万 彩礼酒席借了八万多",
+        "（就靠她一个人）", "没有订单 跌价", "查出来是肺癌",
+    ])
+    lexicons = [v for k, v in vars(R).items() if k.isupper() and isinstance(v, str) and k.startswith("_")]
+    guarded = [p for p in lexicons if p.startswith("(?=[")]
+    assert len(guarded) >= 15
+    for p in guarded:
+        bare = p[p.index("])") + 2:]
+        assert [m.span() for m in re.finditer(p, corpus)] == [m.span() for m in re.finditer(bare, corpus)], p[:40]
