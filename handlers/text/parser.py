@@ -565,6 +565,8 @@ _VISIT_STRONG = re.compile(r"走访|入户|上门(?!女婿)|家访|看望|探望
 _VISIT_WEAK = re.compile(r"回访|电话|视频|去了|到了|跑了|走了")
 _CALL_RECEIVED = re.compile(r"接到[^,，。;；\s]{0,6}电话|接了[^,，。;；\s]{0,4}电话|来电话|打电话来|打来电话")
 _PAST_MARK = re.compile(r"了|过|已|刚")
+# A form's own date field ("走访时间：3月13日") dates the visit whatever else the form mentions.
+_DATE_LABEL = re.compile(r"(?:走访|入户|回访|访问)?(?:时间|日期)\s*[:：]?\s*$")
 
 
 def _visit_clause_score(text: str) -> int:
@@ -617,7 +619,8 @@ def _visit_dates(ctx: _Ctx, order: list[str], heads: list[NameHit], header: bool
         return None
     if len(usable) >= 2 and len(order) <= 1:
         # the date whose clause states the visit most strongly; the earliest one on a tie
-        scored = [(_visit_clause_score(ctx.clauses[i].text) if (i := _clause_of(ctx, h.start)) >= 0 else 0, -n)
+        scored = [(3 if _DATE_LABEL.search(ctx.text, max(0, h.start - 8), h.start) else
+                   _visit_clause_score(ctx.clauses[i].text) if (i := _clause_of(ctx, h.start)) >= 0 else 0, -n)
                   for n, (h, _) in enumerate(usable)]
         best = max(range(len(usable)), key=lambda n: scored[n])
         if scored[best][0] > 0:

@@ -121,3 +121,8 @@ def test_tenseless_weekday_on_a_saturday_is_ambiguous() -> None:
     assert r["visit_date"]["candidates"] == ["2026-06-04", "2026-06-11"]
     r = parse("周四去了坝子村罗德富家 修好了水管", at("2026-06-06"))
     assert r["visit_date"] == "2026-06-04"
+
+
+def test_form_date_field_wins() -> None:
+    form = "【入户走访】户主：罗德富村组：坝子村二组家庭人口：4人走访方式：入户了解情况：户主上个月住了院存在问题：缺化肥走访时间：3月13日"
+    assert parse(form, at("2026-03-16"))["visit_date"] == "2026-03-13"
