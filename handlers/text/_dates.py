@@ -200,15 +200,16 @@ _NDAYS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, 
 
 # The leading lookahead rejects most positions with one char-class test instead of trying 14 alternatives.
 _PATTERN = re.compile(
-    r"(?=[0-9〇零一二三四五六七八九十今昨明前后大上本这下周星礼週月旬年正腊冬农阴春过除小元端中清国劳节重七去刚调补])(?:"
+    r"(?=[0-9〇零一二三四五六七八九十今昨明前后大上本这下周星礼週月旬年正腊冬农阴春过除小元端中清国劳节重七去刚调补放收假])(?:"
     + "|".join(
         [
             # holidays and festivals: 国庆放假前最后一天, 节后上班第一天, 中秋前一天, 国庆假期里, 元旦后, 春节前, 中秋那天
             rf"(?P<h_last>{_FEST}|节)(?:放假|假期)?前(?:的)?最后一(?:天|个工作日)",
-            rf"(?P<h_first>{_FEST}|节)(?:后|过后)(?:上班|收假|开工)?(?:的)?第一(?:天|个工作日)",
+            rf"(?P<h_first>{_FEST}|节|放完假|收假|假期结束|收完假)(?:后|过后)?(?:上班|收假|开工)?(?:的)?第一(?:天|个工作日)",
             rf"(?P<h_off>{_FEST})(?P<h_dir>前|后)(?P<h_n>[一两二三四五六七八九十])天",
             rf"(?P<h_block>{_FEST})(?:放假|假期|长假|小长假|期间)(?:里|期间|中|那几天)?",
-            rf"(?:过了)?(?P<h_after>{_FEST}|节)(?:之后|以后|过后|后)(?!天)",
+            # "国庆后那期 (培训)" names a session, not a time
+            rf"(?:过了)?(?P<h_after>{_FEST}|节)(?:之后|以后|过后|后)(?!天|(?:的)?那一?期)",
             rf"过了(?P<h_after2>{_FEST})",
             rf"(?P<h_before>{_FEST})(?:之前|以前|前)(?!天)",
             rf"(?<!到){_NOT_AFTER_SURNAME}(?P<h_day>除夕|小年(?!轻)|元宵节?|端午节?|中秋节?|重阳节?|腊八节?|清明节|元旦|国庆节"
@@ -445,7 +446,8 @@ def _calendar_hit(mt: re.Match[str], today: date) -> DateHit | None:
     day: date | None
     if g("h_last") or g("h_first"):
         name = g("h_last") or g("h_first")
-        b = _block_near(None if name == "节" else name.rstrip("节") or name, today)
+        generic = name in ("节", "放完假", "收假", "假期结束", "收完假")
+        b = _block_near(None if generic else _fest(name), today)
         if b is None:
             return None
         day = previous_workday(b[0]) if g("h_last") else next_workday(b[1])
@@ -554,10 +556,16 @@ def resolve_day(hit: DateHit, today: date, tense: Tense, week_shift: int | None 
         return None
     if hit.options:
         opts = list(hit.options)
-        if tense == "past":
-            opts = [x for x in opts if x <= today] or opts
-        elif tense == "future":
-            opts = [x for x in opts if x >= today] or opts
+        # the next (or last) occurrence for the tense, unless it is far off and one a few days the other way exists:
+        # 腊月二十 said two days after it in a narrative is not next year's
+        sign = {"past": -1, "future": 1}.get(tense or "", 0)
+        if sign:
+            ahead = [x for x in opts if (x - today).days * sign >= 0]
+            near_miss = [x for x in opts if -7 <= (x - today).days * sign < 0]
+            best = _nearest(ahead, today)
+            if best is not None and (abs((best - today).days) <= 45 or not near_miss):
+                return best
+            return _nearest(near_miss, today) or best
         return _nearest(opts, today)
     code = hit.md
     if code >= 100:

@@ -99,6 +99,7 @@ def test_no_date_where_there_is_none() -> None:
     assert D.find_dates("我喊他二天来看一下", date(2026, 6, 3)) == []  # 二天: dialect "some day"
     assert D.find_dates("王国庆后来说不要了", date(2026, 9, 1)) == []  # a given name, not 国庆
     assert D.find_dates("组里的小年轻都出去打工了", date(2026, 1, 20)) == []
+    assert D.find_dates("国庆后那期电焊培训还有名额", date(2026, 9, 1)) == []  # a session's name, not a date
 
 
 def test_future_period_is_never_the_visit_date() -> None:
@@ -126,3 +127,15 @@ def test_tenseless_weekday_on_a_saturday_is_ambiguous() -> None:
 def test_form_date_field_wins() -> None:
     form = "【入户走访】户主：罗德富村组：坝子村二组家庭人口：4人走访方式：入户了解情况：户主上个月住了院存在问题：缺化肥走访时间：3月13日"
     assert parse(form, at("2026-03-16"))["visit_date"] == "2026-03-13"
+
+
+def test_a_recent_lunar_day_is_not_pushed_a_year_ahead() -> None:
+    # 腊月二十 = 2027-01-27; two days later it is still that day, even read as future
+    assert value("腊月二十那天", "2027-01-29", "future") == "2027-01-27"
+    assert value("腊月二十那天", "2027-01-10", "future") == "2027-01-27"
+
+
+def test_first_day_back_after_a_break() -> None:
+    # 清明 2026: 04-04..04-06 off
+    assert value("放完假第一天带人来看", "2026-04-03") == "2026-04-07"
+    assert value("收假第一天", "2026-10-05") == "2026-10-08"
