@@ -123,7 +123,7 @@ _COST = rf"(?:花了|花费|借了?|欠了?|自付|自费|负债|{_NUMW}+\s*(?:�
 # in the same event explains it (then it is typed by that cause).
 _ILL_SERIOUS = _alt(
     "癌", "肿瘤", "白血病", "尿毒症", "肾衰竭?", "透析", "脑梗", "脑溢血", "脑出血", "中风", "心梗",
-    "心肌梗塞?", "搭桥", "化疗", "放疗", "转移了", "大病", "重病", "病危", "重症(?!监护)", "肝硬化", "红斑狼疮", "白内障手术",
+    "心肌梗塞?", "搭桥", "化疗", "放疗", "转移了", "大病", "重病", "病危", "重症(?!监护)", "肝硬化", "红斑狼疮", "晚期",
     "查出(?:来)?(?:是|了)?[^\\s,，。]{0,6}病",
 )
 _ILL_HOSPITAL = _alt("住院", "住了[^\\s,，。]{0,3}院", "医院住了", "手术", "开刀", "ICU", "重症监护", "抢救")
@@ -133,13 +133,16 @@ _ILL_COVERED = re.compile(r"慢[病冰]卡|慢性病卡|慢特病|签约(?:家�
 
 _DISABLED = _alt(
     "残疾了", "成了?残疾", "落下(?:了)?残疾", "致残", "截肢", "瘫痪", "瘫了", "偏瘫", "脑瘫", "失明", "瞎了", "聋了",
-    "(?:手指头?|指头|手|脚|腿|胳膊|眼睛?)[^\\s,，。]{0,4}(?:没了|废了|截了|截掉)", "评残",
+    "(?:手指头?|指头|手|脚|腿|胳膊|眼睛?)[^\\s,，。]{0,4}(?:没了|废了|截了|截掉)", "(?:左|右|双|两只)?眼[^\\s,，。]{0,4}看不见了?", "评残",
     "(?:以后|今后|这辈子|后半辈子)[^\\s,，。]{0,4}(?:下不了床|站不起来|走不了路|动不了)", "瘫在床上",
 )
 
 _SCHOOL_DROPOUT = _alt(
     "辍学", "退学", "失学", "休学", "逃学", "厌学", "不读(?:书)?了", "不想读(?:书)?了?", "不去上学", "不上学了", "没去(?:上)?学校?",
     "不去学校", "没上学", "读不起(?:书)?", "上不起学", "供不起", "开学[^。；;\n]{0,8}(?:还)?没(?:去|来|到)",
+)
+_SCHOOL_SHORT = _alt("学费", "住宿费", "生活费", "书费", "学杂费", "住校", "上学", "读书", "开学") + (
+    r"[^。；;\n]{0,16}?(?:拿不出|凑不齐|交不起|没着落|供不起)"
 )
 _SCHOOL_COST = _alt("学费", "住宿费", "生活费", "书费", "学杂费", "上学的钱", "读书的钱") + (
     r"[^。；;\n]{0,10}?(?:没着落|交不起|凑不齐|拿不出|没钱|莫得钱|没得钱|困难|恼火|一年要|要" + _NUMW + r"|借|欠)"
@@ -153,7 +156,7 @@ _HAZARD = _alt(
 )
 _DAMAGE = _alt(
     "垮", "塌", "冲(?:走|毁|垮|坏|断|掉|进|了)", "淹", "倒了", "打(?:烂|完|坏|碎|死|光|落)", "毁", "损失", "受灾",
-    "冻(?:死|坏|住|裂|爆|伤)", "烧(?:了|光|毁|没)", "没得?水", "绝收", "报灾", "死了", "掀", "刮(?:倒|飞|走|垮)",
+    "冻(?:死|坏|住|裂|爆|伤)", "烧(?:了|光|毁|没)", "干(?:了|死)", "枯(?:了|死)", "没得?水", "绝收", "报灾", "死了", "掀", "刮(?:倒|飞|走|垮)",
 )
 _DISASTER_DIRECT = _alt("受灾", "遭灾", "灾情", "冻死", "被(?:大)?水冲", "房子?被烧", "被(?:火|雷)")
 
@@ -169,10 +172,11 @@ _FARM = _alt(
     "(?:辣椒|包谷|玉米|洋芋|烤烟|茶叶|果树|苗子?|秧子?|庄稼|稻谷|水稻|蔬菜|菜)[^\\s,，。]{0,3}(?:得了?病|生病|遭虫|烂根|死苗|枯死)",
     "没(?:有|得)?(?:啥)?收成", "收成(?:很|太)?(?:差|不好)", "(?:猪|牛|羊|鸡|鸭|鹅|鱼|兔|蜂|马|崽)[^\\s,，。]{0,4}(?:病|瘟|毒)死", "猪瘟", "鸡瘟", "鸭瘟",
     "牛瘟", "发瘟", "瘟疫", "疫病", "口蹄疫", "蓝耳", "死光了?", "全死了", "绝收", "减产", "颗粒无收", "烂在地里",
-    "病虫害", "虫害", "滞销", "卖不出去", "(?:养殖|种植|生意|合作社)[^\\s,，。]{0,4}(?:亏本|失败|垮了|倒了)",
+    "病虫害", "虫害", "(?:野猪|猴子|老鼠|虫子?)[^\\s,，。]{0,4}(?:拱|吃|糟蹋|啃|咬)", "(?:养殖|种植|生意|合作社)[^\\s,，。]{0,4}(?:亏本|失败|垮了|倒了)",
 )
 
-_INCOME_PRICE = _alt("价(?:格|钱)?[^\\s,，。]{0,2}(?:跌|暴跌|大跌|掉|降|垮)", "跌价", "降价", "卖不起价", "不值钱了")
+_INCOME_PRICE = _alt("价(?:格|钱)?[^\\s,，。]{0,2}(?:跌|暴跌|大跌|掉|降|垮)", "跌价", "降价", "卖不起价", "不值钱了", "行情差",
+                     "行情不好", "没人要", "卖不出去", "卖不掉", "滞销")
 _INCOME_LOSS = _alt(
     "(?:一分)?收入都?(?:莫得|没有|没得|没了|断了)", "(?:没(?:有|得)?|莫得)(?:了)?收入", "断了?(?:收入|经济来源)",
     "收入[^\\s,，。]{0,2}(?:骤减|大减|减少|少了一半|减半|锐减|降了)", "没(?:有|得)经济来源",
@@ -186,13 +190,13 @@ _SPEND_GENERIC = _alt(
 
 _LABOUR_STRONG = _alt(
     "缺劳(?:动)?力", "缺人手", "没(?:有|得)?劳(?:动)?力", "丧失劳动(?:能)?力", "失去劳动(?:能)?力", "劳动力丧失",
-    "没人(?:干活|种地|做活路?)", "(?:家里)?(?:就)?剩(?:下)?(?:她|他)?[^\\s,，。]{0,8}(?:娃|孩子|小孩|老人|老的|老两口)",
+    "没人(?:干活|种地|做活路?)", "种不下去", "种不上了?", "(?:家里)?(?:就)?剩(?:下)?(?:她|他)?[^\\s,，。]{0,8}(?:娃|孩子|小孩|老人|老的|老两口)",
     "一个人带[^\\s,，。]{0,4}(?:娃|孩子|小孩)",
 )
 # The only worker or a lone elder: a signal only together with an incapacity (injury, illness, 干不动).
-_LABOUR_SOLE = _alt("就(?:他|她)一个劳(?:动)?力", "(?:就)?靠(?:他|她)[^\\s,，。]{0,3}一个人", "唯一的?劳(?:动)?力", "(?:屋头|家里)?就(?:他|她)(?:们)?(?:一|两|俩)个(?:人)?(?:在家|在屋头)?",
+_LABOUR_SOLE = _alt("就(?:他|她)一个劳(?:动)?力", "(?:一家人|全家|一家)(?:都|全)?靠(?:他|她)", "(?:就)?靠(?:他|她)[^\\s,，。]{0,3}一个人", "唯一的?劳(?:动)?力", "(?:屋头|家里)?就(?:他|她)(?:们)?(?:一|两|俩)个(?:人)?(?:在家|在屋头)?",
                     "一个人(?:住|过)", "独居", "孤寡")
-_LABOUR_UNABLE = _alt("(?:砍|挑|背|做|干|种)不动", "干不了(?:重)?活")
+_LABOUR_UNABLE = _alt("(?:砍|挑|背|做|干|种)不动", "干不了(?:重)?活", "(?:还)?不能下地", "下不了地")
 
 _HOUSE = _alt(
     "(?:房子?|屋|墙|墙体|堡坎|屋顶|房顶|灶房|厨房|屋基|地基)[^\\s,，。]{0,6}(?:裂|垮|塌|倒了|(?<!补)漏|歪|下沉)",
@@ -219,17 +223,18 @@ _OTHER = _alt(
 _ACCIDENT = _alt(
     "车祸", "被车撞", "撞了", "摔(?:了|伤|断|下来|倒)", "从[^\\s,，。]{0,6}(?:摔|掉|跌)下来", "跌(?:了|伤|倒)", "骨折", "砸(?:了|伤|断|到)",
     "烧伤", "烫伤", "触电", "溺水", "淹死", "工伤", "受伤", "被[^\\s,，。]{0,3}(?:咬|撞|压|砸|夹|割)", "出了?(?:个)?意外",
-    "翻(?:到|进|下|车)", "(?:骨头|肋骨|腿|胳膊|手臂|腰)[^\\s,，。]{0,2}断",
+    "翻(?:到|进|下|车)", "(?:顶|撞|咬|压|砸|摔|烫|烧|割|夹|扎|刺)伤", "出(?:了)?(?:个)?事(?!情|儿)", "(?:骨头|肋骨|腿|胳膊|手臂|腰)[^\\s,，。]{0,2}断",
 )
 # An accident counts when it is serious: a fracture, a hospital stay, a lost limb, a cost, a death.
 _SEVERE = re.compile(
     r"骨折|住院|住了[^\s,，。]{0,3}院|医院住|手术|截肢|没了|断了|医药费|花了|自付|抢救|去世|死亡|死了|身亡|重伤|残|干不了|瘫|"
-    r"缝了\s*\d+\s*针|昏迷|ICU|不能动|下不了床"
+    r"缝了\s*\d+\s*针|昏迷|ICU|不能动|下不了床|不能下地|出(?:了)?(?:个)?事"
 )
 
+_DEATH_AFTER = re.compile(r"[^\s,，。]{0,4}(?:走了|去世|过世|死了|没了|病故|不在了)")
 _RESOLVED = re.compile(
     r"(?:已经?|都)(?:好了|治好|修好|接好|修复|恢复|解决|处理好|办好|通水|通了|找到(?:工作|活路|活)?)|(?:问题|困难)(?:已经?)?解决"
-    r"|恢复得?(?:还|很|挺)?(?:可以|不错|好)|康复了|痊愈|好转|(?<!人)没(?:啥)?事了|(?:接|修|补)好了"
+    r"|恢复得?(?:还|很|挺)?(?:可以|不错|好|行)|康复了|痊愈|好转|(?<!人)没(?:啥)?事了|(?:接|修|补)好了"
 )
 _NEGATION = re.compile(r"(?:(?:没有?|不|未|无|莫得?|没得)(?:啥|啥子|什么|多大|太大|大)?|并非|不是|不会|防止|预防|防)$")
 _LONG_STANDING = re.compile(r"从小|一直|多年|先天|天生|早就|老早|去年|前年|几年前|早年|以前|小时候|年轻时|原来就")
@@ -373,6 +378,9 @@ def find_risks(text: str) -> list[Risk]:
         if not s.near(causes_explaining, h, 60) and not _ILL_COVERED.search(s.window(h.start, h.end, 12, 12)):
             illness.append(h)
 
+    # an illness that ended in a death: the household's loss is the person (income, labour), not a medical bill
+    died = [h for h in illness if _DEATH_AFTER.match(view, h.end)]
+    illness = [h for h in illness if h not in died]
     disabled = s.find(RiskType.DISABILITY, _DISABLED)
     # a disability named as the diagnosis (确诊脑瘫) is typed 因残, not 因病
     illness = [h for h in illness if not any(d.start <= h.start < d.end or h.start <= d.start < h.end for d in disabled)]
@@ -380,6 +388,7 @@ def find_risks(text: str) -> list[Risk]:
     hits: list[_Hit] = []
     hits += illness + disabled + accidents + disasters
     hits += s.find(RiskType.SCHOOLING, _SCHOOL_DROPOUT) + s.find(RiskType.SCHOOLING, _SCHOOL_COST)
+    hits += s.find(RiskType.SCHOOLING, _SCHOOL_SHORT)
     hits += s.find(RiskType.JOB, _JOB)
     # a die-off or crop loss a disaster caused is typed 因灾
     hits += [h for h in s.find(RiskType.FARMING, _FARM) if not s.near(disasters, h, 60)]
@@ -400,6 +409,7 @@ def find_risks(text: str) -> list[Risk]:
     elif sole and unable:
         hits += unable[:1]
 
+    hits += [_Hit(RiskType.INCOME_DROP, h.start, h.end, h.sentence) for h in died[:1]]
     hits += s.find(RiskType.INCOME_DROP, _INCOME_PRICE)
     hits += s.find(RiskType.INCOME_DROP, _INCOME_LOSS, generic=True)
     hits += s.find(RiskType.SPENDING, _SPEND_EVENT)
@@ -407,6 +417,9 @@ def find_risks(text: str) -> list[Risk]:
 
     cause_sentences = {h.sentence for h in hits if h.type not in CONSEQUENCES and h.type not in _FALLBACK}
     kept = [h for h in hits if not (h.generic and cause_sentences)]
+    # one money shock per message: a death's funeral bill and its lost income are one event
+    fallback = sorted((h for h in kept if h.type in _FALLBACK), key=lambda x: x.start)
+    kept = [h for h in kept if h.type not in _FALLBACK or h is fallback[0]]
 
     out: list[Risk] = []
     seen: set[RiskType] = set()
