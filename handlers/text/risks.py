@@ -122,18 +122,19 @@ _COST = rf"(?:花了|花费|借了?|欠了?|自付|自费|负债|{_NUMW}+\s*(?:�
 # 因病: a serious diagnosis counts by itself; a hospital stay or a medical bill counts unless an accident or a disaster
 # in the same event explains it (then it is typed by that cause).
 _ILL_SERIOUS = _alt(
-    "癌", "肿瘤", "白血病", "尿毒症", "肾衰竭?", "透析", "脑梗", "脑溢血", "脑出血", "中风", "心梗",
+    "癌", "瘤", "白血病", "尿毒症", "肾衰竭?", "透析", "脑梗", "脑溢血", "脑出血", "中风", "心梗",
     "心肌梗塞?", "搭桥", "化疗", "放疗", "转移了", "大病", "重病", "病危", "重症(?!监护)", "肝硬化", "红斑狼疮", "晚期",
     "查出(?:来)?(?:是|了)?[^\\s,，。]{0,6}病",
 )
 _ILL_HOSPITAL = _alt("住院", "住了[^\\s,，。]{0,3}院", "医院住了", "手术", "开刀", "ICU", "重症监护", "抢救")
 _ILL_COST = _alt("医药费", "医疗费", "手术费", "住院费", "药费", "看病", "治病") + rf"[^。；;\n]{{0,10}}?{_COST}"
 # A chronic illness covered by the routine schemes is context, not a signal (慢病卡, 签约医生).
+_PLANNED = re.compile(r"(?:想|准备|打算|计划|要去)[^\s,，。]{0,6}$")
 _ILL_COVERED = re.compile(r"慢[病冰]卡|慢性病卡|慢特病|签约(?:家庭)?医生|家庭医生|按时(?:拿|吃)药|目前稳定|病情稳定")
 
 _DISABLED = _alt(
     "残疾了", "成了?残疾", "落下(?:了)?残疾", "致残", "截肢", "瘫痪", "瘫了", "偏瘫", "脑瘫", "失明", "瞎了", "聋了",
-    "(?:手指头?|指头|手|脚|腿|胳膊|眼睛?)[^\\s,，。]{0,4}(?:没了|废了|截了|截掉)", "(?:左|右|双|两只)?眼[^\\s,，。]{0,4}看不见了?", "评残",
+    "(?:手指头?|指头|手|脚|腿|胳膊|眼睛?)[^\\s,，。]{0,4}(?:没了|废了|截了|截掉)", "(?:左|右|双|两只)?眼[^,，。]{0,10}看不见了?", "评残",
     "(?:以后|今后|这辈子|后半辈子)[^\\s,，。]{0,4}(?:下不了床|站不起来|走不了路|动不了)", "瘫在床上",
 )
 
@@ -223,15 +224,15 @@ _OTHER = _alt(
 _ACCIDENT = _alt(
     "车祸", "被车撞", "撞了", "摔(?:了|伤|断|下来|倒)", "从[^\\s,，。]{0,6}(?:摔|掉|跌)下来", "跌(?:了|伤|倒)", "骨折", "砸(?:了|伤|断|到)",
     "烧伤", "烫伤", "触电", "溺水", "淹死", "工伤", "受伤", "被[^\\s,，。]{0,3}(?:咬|撞|压|砸|夹|割)", "出了?(?:个)?意外",
-    "翻(?:到|进|下|车)", "(?:顶|撞|咬|压|砸|摔|烫|烧|割|夹|扎|刺)伤", "出(?:了)?(?:个)?事(?!情|儿)", "(?:骨头|肋骨|腿|胳膊|手臂|腰)[^\\s,，。]{0,2}断",
+    "翻(?:到|进|下|车)", "(?:顶|撞|咬|压|砸|摔|烫|烧|割|夹|扎|刺|踢|戳)伤", "出(?:了)?(?:个)?事(?!情|儿)", "(?:骨头|肋骨|腿|胳膊|手臂|腰)[^\\s,，。]{0,2}断",
 )
 # An accident counts when it is serious: a fracture, a hospital stay, a lost limb, a cost, a death.
 _SEVERE = re.compile(
     r"骨折|住院|住了[^\s,，。]{0,3}院|医院住|手术|截肢|没了|断了|医药费|花了|自付|抢救|去世|死亡|死了|身亡|重伤|残|干不了|瘫|"
-    r"缝了\s*\d+\s*针|昏迷|ICU|不能动|下不了床|不能下地|出(?:了)?(?:个)?事"
+    r"缝了\s*\d+\s*针|昏迷|ICU|不能动|下不了床|不能下地|看不见|出(?:了)?(?:个)?事"
 )
 
-_DEATH_AFTER = re.compile(r"[^\s,，。]{0,4}(?:走了|去世|过世|死了|没了|病故|不在了)")
+_DEATH_AFTER = re.compile(r"[^,，。]{0,8}?(?:走了|去世|过世|死了|没了|病故|不在了)")
 _RESOLVED = re.compile(
     r"(?:已经?|都)(?:好了|治好|修好|接好|修复|恢复|解决|处理好|办好|通水|通了|找到(?:工作|活路|活)?)|(?:问题|困难)(?:已经?)?解决"
     r"|恢复得?(?:还|很|挺)?(?:可以|不错|好|行)|康复了|痊愈|好转|(?<!人)没(?:啥)?事了|(?:接|修|补)好了"
@@ -375,6 +376,8 @@ def find_risks(text: str) -> list[Risk]:
         if not _ILL_COVERED.search(s.window(h.start, h.end, 12, 12)):
             illness.append(h)
     for h in s.find(RiskType.ILLNESS, _ILL_HOSPITAL) + s.find(RiskType.ILLNESS, _ILL_COST):
+        if _PLANNED.search(view, max(0, h.start - 10), h.start):
+            continue  # an operation only planned ("想去做个白内障手术") states no new event
         if not s.near(causes_explaining, h, 60) and not _ILL_COVERED.search(s.window(h.start, h.end, 12, 12)):
             illness.append(h)
 
