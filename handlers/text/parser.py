@@ -37,13 +37,14 @@ from ._segment import base_tokenizer
 from .courses import find_course, normalise_course
 from .outcome import visit_outcome
 from .registry import Registry
+from .risks import find_risks
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("intent", "secondary_intents", "household_head", "village", "visit_date", "visit_type", "household_size",
           "needs", "follow_ups", "course", "course_norm", "participants", "phone", "training_date",
           "signup_deadline", "cancelled",
-          "visit_outcome")
+          "visit_outcome", "risks")
 
 
 def empty_result(intent: str = "other") -> dict[str, Any]:
@@ -52,6 +53,7 @@ def empty_result(intent: str = "other") -> dict[str, Any]:
     r["secondary_intents"] = []
     r["needs"] = []
     r["follow_ups"] = []
+    r["risks"] = []
     return r
 
 
@@ -267,6 +269,9 @@ def _parse(text: str, now: datetime, registry: Registry | None, forced: str | No
     if phones and (intent != "other" or course):
         ph = _uniq([p for _, _, p in phones])
         res["phone"] = ph[0] if len(ph) == 1 else ph
+    if intent != "query" and not (intent == "other" and _NOTICE.search(t)):
+        # hardships a question or a township notice names are not this household's signals
+        res["risks"] = [r.as_dict() for r in find_risks(text if isinstance(text, str) else t)]
     return res
 
 
@@ -554,11 +559,28 @@ def _group_of(t: str, heads: list[NameHit], name: str) -> list[str]:
 
 
 _VISIT_CLAUSE = re.compile(r"走访|回访|入户|上门(?!女婿)|看望|探望|看了|去了|去看|到了|跑了|去过|电话|视频")
+# How strongly a clause states the sender's own visit: going to the home beats a call; a call received is no visit.
+_VISIT_STRONG = re.compile(r"走访|入户|上门(?!女婿)|家访|看望|探望|慰问|去看|看了|去过|(?:去|到|来到)[^,，。;；\s]{0,12}(?:家|屋头)"
+                           r"|院坝会|坝坝会|座谈会|开了个?会")
+_VISIT_WEAK = re.compile(r"回访|电话|视频|去了|到了|跑了|走了")
+_CALL_RECEIVED = re.compile(r"接到[^,，。;；\s]{0,6}电话|接了[^,，。;；\s]{0,4}电话|来电话|打电话来|打来电话")
+_PAST_MARK = re.compile(r"了|过|已|刚")
+# A form's own date field ("走访时间：3月13日") dates the visit whatever else the form mentions.
+_DATE_LABEL = re.compile(r"(?:走访|入户|回访|访问)?(?:时间|日期)\s*[:：]?\s*$")
+
+
+def _visit_clause_score(text: str) -> int:
+    if _CALL_RECEIVED.search(text):
+        return 0
+    if _VISIT_STRONG.search(text):
+        return 2
+    return 1 if _VISIT_WEAK.search(text) else 0
 
 
 def _week_shift(ctx: _Ctx) -> int | None:
     for h in ctx.dates:
-        if h.kind == "period" and h.last is not None and h.first is not None and (h.last - h.first).days == 6:
+        if h.kind == "period" and h.last is not None and h.first is not None and (h.last - h.first).days == 6 \
+                and h.first.weekday() == 0:  # a calendar week (本周), not a 7-day holiday (国庆假期)
             monday = ctx.ref - timedelta(days=ctx.ref.weekday())
             return (h.first - monday).days // 7
     return None
@@ -575,9 +597,19 @@ def _visit_dates(ctx: _Ctx, order: list[str], heads: list[NameHit], header: bool
             continue
         if h.deadline:
             continue
-        if h.kind == "period" and shift is not None and (h.last - h.first).days == 6:  # type: ignore[operator]
+        if h.kind == "period" and shift is not None and h.first is not None and h.last is not None \
+                and (h.last - h.first).days == 6 and h.first.weekday() == 0:
             continue
-        v = D.to_value(h, ctx.ref, "past", shift if h.kind == "weekday" else None)
+        idx = _clause_of(ctx, h.start)
+        own = ctx.clauses[idx].text if idx >= 0 else ""
+        if h.kind == "period" and h.last is not None and (h.last > ctx.today or not _visit_clause_score(own)):
+            # a period not yet over (12月中旬, 月底, 这个月, 下周) is a plan, never the day of a visit; a past one
+            # (国庆假期里) dates the visit only where its own clause states the visit
+            continue
+        tense: D.Tense = "past"
+        if h.kind == "weekday" and shift is None and not _PAST_MARK.search(ctx.text):
+            tense = None  # "周五 石板沟村韦德荣家 屋顶补漏" sent on a Saturday: yesterday's log or next Friday's plan
+        v = D.to_value(h, ctx.ref, tense, shift if h.kind == "weekday" else None)
         if v is None:
             continue
         if isinstance(v, str) and v > ctx.today.isoformat():
@@ -586,10 +618,13 @@ def _visit_dates(ctx: _Ctx, order: list[str], heads: list[NameHit], header: bool
     if not usable:
         return None
     if len(usable) >= 2 and len(order) <= 1:
-        for h, v in usable:
-            idx = _clause_of(ctx, h.start)
-            if idx >= 0 and _VISIT_CLAUSE.search(ctx.clauses[idx].text):
-                return v
+        # the date whose clause states the visit most strongly; the earliest one on a tie
+        scored = [(3 if _DATE_LABEL.search(ctx.text, max(0, h.start - 8), h.start) else
+                   _visit_clause_score(ctx.clauses[i].text) if (i := _clause_of(ctx, h.start)) >= 0 else 0, -n)
+                  for n, (h, _) in enumerate(usable)]
+        best = max(range(len(usable)), key=lambda n: scored[n])
+        if scored[best][0] > 0:
+            return usable[best][1]
     if len(order) >= 2 and len(usable) >= 2:
         per: dict[str, Any] = {}
         for h, v in usable:
