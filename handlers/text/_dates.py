@@ -54,7 +54,8 @@ _XIAONIAN = (23, 24)
 
 def _lunar(y: int, m: int, d: int) -> date | None:
     try:
-        return LunarDate(y, m, d).to_solar_date()
+        solar: date = LunarDate(y, m, d).to_solar_date()
+        return solar
     except (ValueError, IndexError, OverflowError):
         if m == 12 and d == 30:  # 腊月三十 in a 29-day 腊月: 除夕 is the day before 正月初一
             first = _lunar(y + 1, 1, 1)
@@ -87,7 +88,8 @@ def festival_day(name: str, year: int) -> date | None:
         try:
             for d, term in chinese_calendar.get_solar_terms(date(year, 4, 3), date(year, 4, 6)):
                 if term == "清明":
-                    return d
+                    day: date = d
+                    return day
         except Exception:  # the solar-term table has limits too; 4-5 April is right for this century
             pass
         return date(year, 4, 5 if year % 4 in (2, 3) else 4)
