@@ -409,6 +409,20 @@ def _withdrawal(t: str, names: list[NameHit], course: tuple[str, int] | None) ->
     return False
 
 
+_VISIT_CUE = re.compile(r"走访|回访|入户|上门|看望|探望|慰问|家访|(?:去|到|克)[^,，。;；\s]{0,12}(?:家|户|屋)|电话|视频|院坝会|群众会")
+_DID_VISIT = re.compile(r"(?:去|到|看|访|走|跑|见|打|问|坐|摆|聊|来|送|拉|带|给|发)了|去过|看过|(?:电话|视频)(?:回访|联系)|回访了"
+                        r"|入户了|通了")
+
+
+def _only_planned(ctx: _Ctx) -> bool:
+    """Every mention of a visit sits in a clause about the future, and nothing says one happened."""
+    if not ctx.fu or not ctx.fu[0]:
+        return False  # a report opens with what is (班小燕家 …); a plan opens with what will be done
+    cues = [i for i, c in enumerate(ctx.clauses) if _VISIT_CUE.search(c.text)]
+    return bool(cues) and all(ctx.fu[i] for i in cues) and _DID_VISIT.search(ctx.text) is None and not _FORM.match(
+        ctx.text.lstrip("【"))
+
+
 def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     t = ctx.text
     heads = [n for n in ctx.names if n.role == "head"]
@@ -418,6 +432,8 @@ def _intent(ctx: _Ctx) -> tuple[str, list[str]]:
     if _NOTICE.search(t) and not form:
         return "other", []
     course = ctx.course
+    if _only_planned(ctx):
+        return "other", []  # "我准备腊月二十去杞有才家送慰问": a visit still to come is no visit log
     cancel = _CANCEL.search(t)
     signup_cue = _SIGNUP.search(t) is not None or _seats(t)
     signup = signup_cue or (course is not None and "报" in t[max(0, course[1] - 2): course[1]])
