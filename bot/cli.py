@@ -16,18 +16,24 @@ T = TypeVar("T")
 
 
 class CliState:
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, demo: bool = False) -> None:
         self.config_path = config_path
+        self.demo = demo
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                self._settings = load_settings(self.config_path)
+                settings = load_settings(self.config_path)
             except ConfigError as e:
                 click.echo(f"config error: {e}", err=True)
                 sys.exit(2)
+            if self.demo:
+                from bot.demo import demo_settings
+
+                settings = demo_settings(settings)
+            self._settings = settings
         return self._settings
 
 
@@ -47,10 +53,12 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Config file (default: $BANGFU_CONFIG, else ./config.toml if present).")
+@click.option("--demo", "use_demo", is_flag=True,
+              help="Work on the demo's own database (var/demo/demo.db) instead of the configured one.")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, use_demo: bool) -> None:
     """bangfu (帮扶): a chat assistant for village support cadres."""
-    ctx.obj = CliState(config_path)
+    ctx.obj = CliState(config_path, use_demo)
 
 
 @main.command()
@@ -178,12 +186,17 @@ def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
 @click.option("--seed", default=2026, show_default=True)
 @pass_state
 def demo(state: CliState, scale: str, seed: int) -> None:
-    """Build a district on the embedded database and drive a simulated week through the real pipeline."""
-    from bot.demo import run_demo
+    """Build a district in its own database (var/demo/demo.db) and drive a simulated week through the real
+    pipeline. The configured database is never touched."""
+    from bot.demo import DemoRefused, run_demo
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bangfu").setLevel(logging.ERROR)
-    run(run_demo(state.settings, scale=scale, seed=seed))
+    try:
+        run(run_demo(state.settings, scale=scale, seed=seed))
+    except DemoRefused as e:
+        click.echo(f"错误：{e}", err=True)
+        sys.exit(2)
 
 
 def _register() -> None:

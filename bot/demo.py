@@ -6,7 +6,11 @@ fixed clock; the scheduler's jobs are called at their times. Outputs land in var
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
+import secrets
+import sqlite3
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -20,7 +24,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from bot.app import App, prefs_from
-from bot.config import Settings
+from bot.config import DatabaseCfg, RedisCfg, Settings
 from bot.demo_messages import cancel, correction, question, signup, visit_log
 from bot.sampledata import DISTRICT, generate_rows, write_csv
 from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent
@@ -28,7 +32,7 @@ from handlers.digest import build_digest, bulletins, weekly_digests
 from handlers.reminders import morning_reminders
 from handlers.spreadsheets import import_spreadsheet
 from handlers.types import ChatRef, Incoming
-from storage.engine import sqlite_file, upgrade_async
+from storage.engine import upgrade_async
 from storage.models import (
     AuditLog,
     ChatGroup,
@@ -47,7 +51,11 @@ from storage.models import (
 )
 from storage.trainings import create_session
 
-SCALES = {"small": (1500, 300, 20), "district": (12993, 2862, 182)}
+# "tiny" is for tests only (not offered by the CLI).
+SCALES = {"small": (1500, 300, 20), "district": (12993, 2862, 182), "tiny": (150, 30, 4)}
+DEMO_DB = "demo.db"
+# Audit actions that mean someone other than the demo put real data into the file.
+_REAL_ACTIONS = ("import_households", "training.session.create", "training.session.reopen", "invite.create")
 WEEK = date(2026, 11, 23)  # Monday of ISO week 2026-W48
 COURSES = [("刺梨种植", "产业"), ("生态鸡养殖", "产业"), ("电工", "就业"), ("家政服务", "就业"), ("挖掘机操作", "就业"),
            ("电商", "就业")]
@@ -108,39 +116,80 @@ class Summary:
     messages: int = 0
 
 
-async def _prepare_database(settings: Settings) -> None:
-    """Start from a clean database, but never wipe one that holds real (non-demo) data."""
-    path = sqlite_file(settings.database.url)
-    if path is None or not path.exists():
-        if path is None:
-            raise SystemExit("the demo runs on the embedded SQLite database; point [database] url at a file")
-        return
-    import sqlite3
+class DemoRefused(Exception):
+    """The demo's database file holds data the demo did not put there; one line for the operator."""
 
-    with sqlite3.connect(path) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        has_data = "household" in tables and conn.execute("SELECT 1 FROM household LIMIT 1").fetchone()
-        is_demo = "audit_log" in tables and conn.execute(
-            "SELECT 1 FROM audit_log WHERE action='demo.seed' LIMIT 1").fetchone()
-    if has_data and not is_demo:
-        raise SystemExit(f"{path} holds real data; the demo will not touch it. Run it with another database, e.g. "
-                         "BANGFU_DATABASE__URL=sqlite:///var/demo.db bangfu demo")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)  # noqa: ASYNC240 - once, before anything runs
+
+def demo_dir(settings: Settings) -> Path:
+    return Path(settings.app.data_dir) / "demo"
+
+
+def demo_db_path(settings: Settings) -> Path:
+    return (demo_dir(settings) / DEMO_DB).resolve()
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The same settings on the demo's own SQLite file: the configured database (SQLite or PostgreSQL)
+    is never opened by the demo, and no Redis is shared with a real deployment."""
+    url = f"sqlite+aiosqlite:///{demo_db_path(settings).as_posix()}"
+    return settings.model_copy(update={"database": DatabaseCfg(url=url), "redis": RedisCfg()})
+
+
+def _foreign_writes(conn: sqlite3.Connection, token: str) -> str | None:
+    """Why this file is not (only) the demo's, or None. Ownership is a random token kept both in the
+    owner file beside the database and in the demo's seed row; writes by anyone else show in the audit log."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "household" not in tables:
+        return None  # an empty schema (a demo stopped before its import): nothing to lose
+    if "audit_log" not in tables:
+        return "没有演示的标记"
+    seeds = [json.loads(d) if isinstance(d, str) else d
+             for (d,) in conn.execute("SELECT detail FROM audit_log WHERE action='demo.create'")]
+    has_rows = conn.execute("SELECT 1 FROM household LIMIT 1").fetchone() is not None
+    if has_rows and not any(isinstance(d, dict) and d.get("demo_id") == token for d in seeds):
+        return "不是本机演示创建的"
+    placeholders = ",".join("?" * len(_REAL_ACTIONS))
+    row = conn.execute(f"SELECT action FROM audit_log WHERE actor <> 'demo' AND action IN ({placeholders}) "
+                       "LIMIT 1", _REAL_ACTIONS).fetchone()
+    if row is not None:
+        return f"含有演示以外写入的数据（{row[0]}）"
+    return None
+
+
+def _prepare_database(path: Path) -> str:
+    """Start from a clean demo database and return this run's ownership token. A file the demo did not
+    create, or one that real data was written into, is refused and left exactly as it is."""
+    owner = path.with_name(path.name + ".owner")
+    if path.exists():
+        token = owner.read_text(encoding="utf-8").strip() if owner.exists() else ""
+        if not token:
+            raise DemoRefused(f"{path} 不是演示创建的数据库，演示不会动它。请把它移走后再运行 bangfu demo")
+        # Read-only, so that even a refused file is not checkpointed or otherwise changed.
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+            why = _foreign_writes(conn, token)
+        if why is not None:
+            raise DemoRefused(f"{path} {why}，演示不会删除它。请把它移走后再运行 bangfu demo")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    owner.write_text(token + "\n", encoding="utf-8")
+    return token
 
 
 async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026, console: Console | None = None,
                    messages_per_cadre_day: float = 0.45) -> Summary:
     console = console or Console()
-    out = Path(settings.app.data_dir) / "demo"
+    out = demo_dir(settings)
     out.mkdir(parents=True, exist_ok=True)
+    token = _prepare_database(demo_db_path(settings))
+    settings = demo_settings(settings)
     summary = Summary(out_dir=out)
     rng = random.Random(seed)
     t_all = time.perf_counter()
     n_households, n_cadres, n_villages = SCALES[scale]
 
     t = time.perf_counter()
-    await _prepare_database(settings)
     await upgrade_async(settings.database.url)
     rows = generate_rows(households=n_households, cadres=n_cadres, villages=n_villages, seed=seed)
     roster = write_csv(rows, out / "roster.csv")
@@ -151,6 +200,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     assert app.sessionmaker is not None and app.dispatcher is not None and app.outbox is not None
     sm = app.sessionmaker
     async with sm() as s, s.begin():
+        s.add(AuditLog(at=clock.now(), actor="demo", action="demo.create", detail={"demo_id": token}))
         await import_spreadsheet(s, roster.read_bytes(), roster.name, district=DISTRICT, actor="demo")
     summary.timings["import roster"] = time.perf_counter() - t
 
@@ -337,4 +387,4 @@ def _print(console: Console, s: Summary, transport: DemoTransport, turns: int) -
         t.add_row("messages/s through the pipeline", f"{s.messages / week:.0f}")
     console.print(t)
     console.print(f"Outputs in [bold]{s.out_dir}/[/]: digest.txt, digest.png, digest.xlsx, transcript.txt, roster.csv")
-    console.print("Talk to the bot yourself: [bold]bangfu chat[/]  (you are one of the demo's cadres)")
+    console.print("Talk to the bot yourself: [bold]bangfu --demo chat[/]  (you are one of the demo's cadres)")
