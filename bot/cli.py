@@ -27,7 +27,7 @@ class CliState:
             try:
                 settings = load_settings(self.config_path)
             except ConfigError as e:
-                click.echo(f"config error: {e}", err=True)
+                click.echo(f"配置错误 {e}", err=True)
                 sys.exit(2)
             if self.demo:
                 from bot.demo import demo_settings
@@ -82,9 +82,9 @@ def init(state: CliState) -> None:
 @pass_state
 def run_cmd(state: CliState, verbose: bool) -> None:
     """Start every configured channel (Telegram, WeCom), the outbox and the scheduler."""
+    settings = state.settings  # a bad value stops here, before anything is imported or opened
     from bot.app import App
 
-    settings = state.settings
     setup_logging(settings, verbose)
     app = App(settings)
     if not app.configured_transports():

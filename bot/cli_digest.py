@@ -91,9 +91,9 @@ def scheduler_cmd(state: CliState, verbose: bool) -> None:
     """Run only the scheduler (reminders, digests, bulletins, broadcast reports); `bangfu run` delivers.
 
     With PostgreSQL, any number may run: one leads (advisory lock), the others wait to take over."""
+    settings = state.settings  # a bad value stops here, before anything is imported or opened
     from bot.scheduler import run_scheduler
 
-    settings = state.settings
     setup_logging(settings, verbose)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:

@@ -7,14 +7,17 @@ import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import select
 
 from bot.cli import CliState, pass_state, run
-from storage.engine import make_engine, make_sessionmaker, sqlite_file
-from storage.messages import purge_inbox_text
-from storage.models import AuditLog
+
+if TYPE_CHECKING:
+    from storage.models import AuditLog
+
+# storage/ (SQLAlchemy and the models) is imported inside each command: `bangfu` must start fast, so that
+# a bad config value is reported before anything heavy loads.
 
 
 def _audit(path: Path, action: str, detail: dict[str, object]) -> None:
@@ -34,6 +37,8 @@ def backup(state: CliState, out: str) -> None:
     """Copy the SQLite database with SQLite's online backup API (safe while the bot runs).
 
     For PostgreSQL use pg_dump (see docs/SECURITY.md)."""
+    from storage.engine import sqlite_file
+
     src = sqlite_file(state.settings.database.url)
     if src is None:
         click.echo("backup works on SQLite; for PostgreSQL run: pg_dump -Fc -f FILE DBNAME "
@@ -67,6 +72,8 @@ def _is_empty(path: Path) -> bool:
 @pass_state
 def restore(state: CliState, file: str, force: bool) -> None:
     """Restore the SQLite database from a backup file. Refuses to overwrite data unless --force."""
+    from storage.engine import sqlite_file
+
     dest = sqlite_file(state.settings.database.url)
     if dest is None:
         click.echo("restore works on SQLite; for PostgreSQL use pg_restore (see docs/SECURITY.md)", err=True)
@@ -95,6 +102,11 @@ def restore(state: CliState, file: str, force: bool) -> None:
 @pass_state
 def audit(state: CliState, limit: int) -> None:
     """Show the newest entries of the audit log (admin actions)."""
+
+    from sqlalchemy import select
+
+    from storage.engine import make_engine, make_sessionmaker
+    from storage.models import AuditLog
 
     async def go() -> list[AuditLog]:
         engine = make_engine(state.settings.database.url)
@@ -126,6 +138,9 @@ def purge_inbox_text_cmd(state: CliState) -> None:
 
 
 async def purge_old_inbox_text(url: str, days: int, now: datetime | None = None) -> int:
+    from storage.engine import make_engine, make_sessionmaker
+    from storage.messages import purge_inbox_text
+
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as s, s.begin():
