@@ -51,6 +51,7 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bangfu", prog_name="bangfu", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Config file (default: $BANGFU_CONFIG, else ./config.toml if present).")
 @click.option("--demo", "use_demo", is_flag=True,

@@ -96,6 +96,13 @@ class AppCfg(_Table):
     data_dir: str = "var"
     log_level: str = "INFO"
     log_file: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    metrics_listen: str | None = None
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, v: str | None) -> str | None:
+        return _host_port(v) if v else None
 
     @field_validator("timezone")
     @classmethod
