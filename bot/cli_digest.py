@@ -42,10 +42,12 @@ def digest_cmd(state: CliState, unit_name: str, week: str | None, send: bool, ou
     from storage.engine import upgrade
 
     upgrade(settings.database.url)
+    from handlers.digest import UnfinishedWeekError
+
     try:
         d, queued = run(_digest(settings, unit_name, monday, send))
-    except LookupError as e:
-        _fail(str(e), 2)
+    except (LookupError, UnfinishedWeekError) as e:
+        _fail(f"错误：{e}", 2)
     click.echo(d.text)
     out_dir.mkdir(parents=True, exist_ok=True)
     for suffix, data in ((".png", d.png), (".xlsx", d.xlsx)):
