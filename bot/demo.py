@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from bot.app import App, prefs_from
 from bot.config import DatabaseCfg, RedisCfg, Settings
 from bot.demo_messages import cancel, correction, question, signup, visit_log
-from bot.sampledata import DISTRICT, generate_rows, write_csv
+from bot.sampledata import DISTRICT, csv_bytes, generate_rows, masked_rows, write_csv
 from bot.transports.base import Capabilities, OnUpdate, OutMessage, Sent
 from handlers.digest import build_digest, bulletins, weekly_digests
 from handlers.reminders import morning_reminders
@@ -192,7 +192,10 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     t = time.perf_counter()
     await upgrade_async(settings.database.url)
     rows = generate_rows(households=n_households, cadres=n_cadres, villages=n_villages, seed=seed)
-    roster = write_csv(rows, out / "roster.csv")
+    # The full register goes into the database; the file left for people to open is masked (phones) and
+    # carries no ID numbers, like every export.
+    roster_bytes = csv_bytes(rows)
+    write_csv(masked_rows(rows), out / "roster.csv")
     clock = DemoClock(datetime(2026, 11, 22, 20, 0, tzinfo=settings.tz))
     transport = DemoTransport(watch=set())
     app = App(settings, clock=clock, transports=[transport], with_scheduler=False)
@@ -201,7 +204,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     sm = app.sessionmaker
     async with sm() as s, s.begin():
         s.add(AuditLog(at=clock.now(), actor="demo", action="demo.create", detail={"demo_id": token}))
-        await import_spreadsheet(s, roster.read_bytes(), roster.name, district=DISTRICT, actor="demo")
+        await import_spreadsheet(s, roster_bytes, "roster.csv", district=DISTRICT, actor="demo")
     summary.timings["import roster"] = time.perf_counter() - t
 
     t = time.perf_counter()

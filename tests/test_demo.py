@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,13 @@ async def test_demo_twice_leaves_the_real_roster_and_visits_alone(tmp_path: Path
     assert first.counts["households"] == second.counts["households"] == 150
     assert first.counts["visits"] == second.counts["visits"] > 0
     assert (tmp_path / "var" / "demo" / "digest.txt").read_text(encoding="utf-8").strip()
+    # The roster left for people to open: phones masked, no ID numbers (the database has them).
+    roster = (tmp_path / "var" / "demo" / "roster.csv").read_text(encoding="utf-8-sig")
+    assert "身份证号" not in roster.splitlines()[0] and "联系电话" in roster.splitlines()[0]
+    assert not re.search(r"\b1[3-9]\d{9}\b", roster) and not re.search(r"\d{17}[\dX]", roster)
+    assert "****" in roster
+    with sqlite3.connect(demo_db) as conn:
+        assert conn.execute("SELECT count(*) FROM household WHERE id_number IS NOT NULL").fetchone()[0] > 0
 
     # A real roster imported into the demo's own file makes it no longer the demo's to delete.
     r = await _cli("--demo", "import", str(SAMPLE), "--district", "西秀区")
