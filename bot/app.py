@@ -23,12 +23,17 @@ log = logging.getLogger("bangfu.app")
 
 
 def prefs_from(settings: Settings) -> Prefs:
+    from pathlib import Path
+
+    from handlers.faq import DEFAULT_FAQ, faq_from_file
+
     r = settings.reminders
+    faq_path = Path(settings.app.faq_file).resolve() if settings.app.faq_file else DEFAULT_FAQ
     return Prefs(tz=settings.tz, max_text_chars=settings.limits.max_text_chars,
                  max_file_bytes=settings.limits.max_file_bytes,
                  attach_window_minutes=settings.limits.attach_window_minutes, quiet_start=r.quiet_start,
                  quiet_end=r.quiet_end, cadence_days=dict(r.cadence_days),
-                 training_hours_before=tuple(r.training_hours_before))
+                 training_hours_before=tuple(r.training_hours_before), faq=faq_from_file(str(faq_path)))
 
 
 def bot_commands() -> list[tuple[str, str]]:

@@ -98,6 +98,25 @@ class AppCfg(_Table):
     log_file: str | None = None
     log_format: Literal["text", "json"] = "text"
     metrics_listen: str | None = None
+    faq_file: str | None = None
+
+    @field_validator("faq_file")
+    @classmethod
+    def _faq(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        from handlers.faq import faq_from_file
+        from handlers.text.faq import FaqError
+
+        try:
+            faq_from_file(str(Path(v).resolve()))
+        except FileNotFoundError:
+            raise ValueError(f"找不到常见问题文件 {v}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"读不了 {v}（{type(e).__name__}）") from None
+        except FaqError as e:
+            raise ValueError(f"{v}：{e}") from None
+        return v
 
     @field_validator("metrics_listen")
     @classmethod

@@ -531,6 +531,16 @@ async def supervisors(session: AsyncSession, *, unit_ids: Sequence[int] | None =
     return list((await session.execute(q)).scalars())
 
 
+async def admins_with_chats(session: AsyncSession) -> list[tuple[Person, str, str]]:
+    """Every active admin with a bound chat: (person, channel, chat id of their newest identity)."""
+    newest = (select(ChatIdentity.person_id, func.max(ChatIdentity.id).label("iid"))
+              .group_by(ChatIdentity.person_id).subquery())
+    q = (select(Person, ChatIdentity.channel, ChatIdentity.chat_id)
+         .join(newest, newest.c.person_id == Person.id).join(ChatIdentity, ChatIdentity.id == newest.c.iid)
+         .where(Person.role == "admin", Person.active.is_(True)).order_by(Person.id))
+    return [(p, ch, chat) for p, ch, chat in (await session.execute(q)).all()]
+
+
 async def private_chat(session: AsyncSession, person_id: int) -> tuple[str, str] | None:
     """(channel, chat id) of the person's newest chat identity, or None if they never bound one."""
     q = (select(ChatIdentity.channel, ChatIdentity.chat_id).where(ChatIdentity.person_id == person_id)
