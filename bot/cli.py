@@ -182,8 +182,9 @@ def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
 
 
 @main.command()
-@click.option("--scale", type=click.Choice(["small", "district"]), default="small", show_default=True,
-              help="small: ~20 villages, 1,500 households, 300 cadres; district: 182 villages, 12,993 households.")
+@click.option("--scale", type=click.Choice(["small", "district", "tiny"]), default="small", show_default=True,
+              help="small: ~20 villages, 1,500 households, 300 cadres; district: 182 villages, 12,993 households; "
+                   "tiny: 4 villages, 150 households (a quick look, and the README check).")
 @click.option("--seed", default=2026, show_default=True)
 @pass_state
 def demo(state: CliState, scale: str, seed: int) -> None:

@@ -6,6 +6,7 @@ Each change is one transaction with an audit-log row; the work itself lives in s
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +101,10 @@ def course_add(state: CliState, name: str, start: str, end: str | None, place: s
     settings = state.settings
     starts = _when(start, settings)
     assert starts is not None
+    if starts <= datetime.now(UTC):
+        # A session in the past could never be signed up for and would not show in `course list`.
+        click.echo(f"错误：开始时间 {starts:%Y-%m-%d %H:%M} 已经过去，培训只能排在以后", err=True)
+        sys.exit(2)
     el: dict[str, Any] = {}
     if eligible:
         types = [t.strip() for t in eligible.replace("，", ",").split(",") if t.strip()]

@@ -51,7 +51,7 @@ from storage.models import (
 )
 from storage.trainings import create_session
 
-# "tiny" is for tests only (not offered by the CLI).
+# "tiny" is a quick look (and what the README check runs).
 SCALES = {"small": (1500, 300, 20), "district": (12993, 2862, 182), "tiny": (150, 30, 4)}
 DEMO_DB = "demo.db"
 # Audit actions that mean someone other than the demo put real data into the file.
@@ -255,6 +255,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
         lines.extend(msgs)
         lines.append("")
     (out / "transcript.txt").write_text("\n".join(lines), encoding="utf-8")
+    await _upcoming_sessions(sm, settings)
     summary.timings["digest files"] = time.perf_counter() - t
     summary.timings["total"] = time.perf_counter() - t_all
     summary.messages = transport.received
@@ -301,6 +302,21 @@ async def _seed_people_and_courses(sm: Any, now: datetime, rng: random.Random) -
     cadres = sorted(by.values(), key=lambda c: c["id"])
     watch = {f"p{c['id']}" for c in rng.sample(cadres, 3)} | {f"p{extra[0].id}"}
     return cadres, watch
+
+
+async def _upcoming_sessions(sm: Any, settings: Settings) -> None:
+    """Sessions that are still open on the real calendar, so that `/train` in `bangfu --demo chat`
+    (which runs on the real clock, not the demo's) has something to sign up for."""
+    real_now = datetime.now(settings.tz)
+    async with sm() as s, s.begin():
+        organiser = (await s.execute(select(Person).where(Person.natural_key == "区人社局培训股|demo"))).scalar_one()
+        district = (await s.execute(select(OrgUnit).where(OrgUnit.level == "district"))).scalars().first()
+        for i, course in enumerate(("刺梨种植", "电商", "家政服务")):
+            start = datetime.combine(real_now.date() + timedelta(days=10 + 2 * i), datetime.min.time(),
+                                     settings.tz).replace(hour=9)
+            await create_session(s, course_name=course, starts_at=start, now=real_now,
+                                 place=f"{district.name if district else ''}职业培训中心", capacity=40, village_quota=6,
+                                 deadline=start - timedelta(days=2), organiser_id=organiser.id, contact="黄组织")
 
 
 async def _send(app: App, transport: DemoTransport, cadre: dict[str, Any], text: str, *, kind: str = "message",

@@ -109,6 +109,24 @@ async def test_demo_twice_leaves_the_real_roster_and_visits_alone(tmp_path: Path
     with sqlite3.connect(demo_db) as conn:
         assert conn.execute("SELECT count(*) FROM household WHERE id_number IS NOT NULL").fetchone()[0] > 0
 
+    # `/train` on the demo's data, on the real clock (as `bangfu --demo chat` runs), shows open sessions.
+    from bot.demo import demo_settings
+
+    transport = TranscriptTransport()
+    app = App(demo_settings(load_settings(environ=env)), transports=[transport], with_scheduler=False)
+    await app.build()
+    assert app.sessionmaker is not None and app.dispatcher is not None and app.outbox is not None
+    async with app.sessionmaker() as s, s.begin():
+        cadre = (await s.execute(select(Person).where(Person.role == "cadre").limit(1))).scalar_one()
+        s.add(ChatIdentity(person_id=cadre.id, channel=transport.name, external_id="t1", chat_id="t1",
+                           display_name=cadre.name, bound_at=datetime.now(TZ)))
+    await app.dispatcher.handle(Incoming(chat=ChatRef(transport.name, "t1"), sender_id="t1", sender_name="x",
+                                         message_id="t1", text="/train"))
+    await app.outbox.drain(timeout=10)
+    await app.stop()
+    train = "\n".join(m.text for m in transport.sent)
+    assert "刺梨种植" in train and "电商" in train, train
+
     # A real roster imported into the demo's own file makes it no longer the demo's to delete.
     r = await _cli("--demo", "import", str(SAMPLE), "--district", "西秀区")
     assert r.exit_code == 0, r.output
