@@ -13,6 +13,8 @@ import click
 from bot.config import DEFAULT_TIMEZONE, ConfigError, Settings, load_settings
 
 T = TypeVar("T")
+ROLE_NAMES = {"cadre": "帮扶干部", "secretary": "村支书", "supervisor": "督查人员", "organiser": "培训组织者",
+              "admin": "管理员"}
 
 
 class CliState:
@@ -73,9 +75,9 @@ def init(state: CliState) -> None:
         upgrade(url)
         rev = current_revision(url)
     except Exception as e:  # noqa: BLE001 - shown to the operator as one line
-        click.echo(f"database error: {type(e).__name__}: {str(e).splitlines()[0]}", err=True)
+        click.echo(f"数据库错误：{type(e).__name__}: {str(e).splitlines()[0]}", err=True)
         sys.exit(1)
-    click.echo(f"database ready at schema {rev}")
+    click.echo(f"数据库已就绪（结构版本 {rev}）")
 
 
 @main.command("run")
@@ -89,8 +91,8 @@ def run_cmd(state: CliState, verbose: bool) -> None:
     setup_logging(settings, verbose)
     app = App(settings)
     if not app.configured_transports():
-        click.echo("no channel configured: set BANGFU_TELEGRAM__TOKEN (or [telegram] token) or enable "
-                   "[wecom]. To try the bot in a terminal, run: bangfu chat", err=True)
+        click.echo("没有配置任何渠道：请设置 BANGFU_TELEGRAM__TOKEN（或 [telegram] token），或启用 [wecom]。"
+                   "想在终端里试用，请运行：bangfu chat", err=True)
         sys.exit(2)
     run(_serve(app))
 
@@ -109,7 +111,7 @@ async def _serve(app: Any) -> None:
         await app.start()
     except PollLeaseTaken as e:
         await app.stop()
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"错误：{e}", err=True)
         sys.exit(2)
     try:
         await stop.wait()
@@ -143,15 +145,16 @@ def invite(state: CliState, role: str, person_name: str | None, phone: str | Non
     from bot.admin import make_invite
 
     if bool(person_name) == bool(unit_name):
-        click.echo("give exactly one of --person NAME or --unit UNIT", err=True)
+        click.echo("错误：--person 姓名 和 --unit 单位 二选一，只给一个", err=True)
         sys.exit(2)
     try:
         code, who = run(make_invite(state.settings, role=role, person_name=person_name, phone=phone,
                                     unit_name=unit_name, days=days))
     except LookupError as e:
-        click.echo(str(e), err=True)
+        click.echo(f"错误：{e}", err=True)
         sys.exit(2)
-    click.echo(f"invite for {who} as {role}, valid {days} days; send it to the bot as: /start CODE")
+    click.echo(f"已为 {who} 生成邀请码（{ROLE_NAMES.get(role, role)}），{days} 天内有效；"
+               "请对方把它发给机器人：/start 邀请码")
     click.echo(code)
 
 

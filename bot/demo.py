@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -62,6 +63,34 @@ COURSES = [("刺梨种植", "产业"), ("生态鸡养殖", "产业"), ("电工",
 # The demo channel delivers instantly; real channels' limits are what the outbox enforces in production.
 DEMO_CAPS = Capabilities(name="demo", max_text=4096, global_rate=100_000.0, per_chat_interval=0.0001,
                          group_per_minute=100_000)
+
+
+PROGRESS_EVERY = 5.0  # seconds between progress lines when the output is not a terminal
+
+
+@contextlib.contextmanager
+def _progress(console: Console, label: str, total: int) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on a terminal; elsewhere (a log, CI, nohup) one plain line every few seconds,
+    so a long run (the district scale takes minutes) is never silent."""
+    if console.is_terminal:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=False) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda: bar.advance(task)
+        return
+    done = 0
+    t0 = last = time.monotonic()
+
+    def advance() -> None:
+        nonlocal done, last
+        done += 1
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY or done == total:
+            last = now
+            console.print(f"{label}：{done}/{total} 条（{100 * done // max(1, total)}%），用时 {now - t0:.0f} 秒",
+                          highlight=False, soft_wrap=True)
+
+    yield advance
 
 
 class DemoClock:
@@ -217,9 +246,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
     planned = int(len(cadres) * messages_per_cadre_day) * len(days)
     sent = 0
     t_week = time.perf_counter()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("simulating 2026-W48", total=planned)
+    with _progress(console, "模拟 2026-W48", planned) as advance:
         for day in days:
             clock.t = datetime.combine(day, datetime.min.time(), settings.tz).replace(hour=8)
             async with sm() as s, s.begin():
@@ -234,7 +261,7 @@ async def run_demo(settings: Settings, *, scale: str = "small", seed: int = 2026
                     hour=9 + (8 * k) // max(1, len(active)), minute=rng.randrange(60))
                 await _cadre_turn(app, transport, cadre, rng, day)
                 sent += 1
-                progress.advance(task)
+                advance()
         clock.t = datetime.combine(WEEK + timedelta(days=7), datetime.min.time(), settings.tz).replace(hour=8, minute=30)
         async with sm() as s, s.begin():
             await weekly_digests(s, now=clock.now(), prefs=prefs, week_start=WEEK)
@@ -377,6 +404,7 @@ async def _counts(sm: Any) -> dict[str, int]:
             ("villages", OrgUnit, OrgUnit.level == "village"), ("messages received", InboxMessage, None),
             ("visit entries", Entry, Entry.state == "saved"), ("visits", Visit, Visit.deleted.is_(False)),
             ("needs raised", Need, None), ("training sign-ups", Signup, None),
+            ("questions answered", InboxMessage, InboxMessage.state == "answered"),
             ("messages delivered", OutboxMessage, OutboxMessage.status == "sent"),
             ("reminders", SendLedger, SendLedger.kind == "visit_due"),
             ("bulletins", SendLedger, SendLedger.kind == "bulletin"),
@@ -389,21 +417,30 @@ async def _counts(sm: Any) -> dict[str, int]:
     return out
 
 
+COUNT_LABELS = {"households": "农户", "cadres": "帮扶干部", "villages": "村", "messages received": "收到消息",
+                "visit entries": "走访记录条目", "visits": "走访（户次）", "needs raised": "提出的需求",
+                "training sign-ups": "培训报名", "questions answered": "答复的提问", "messages delivered": "发出的消息",
+                "reminders": "到期提醒", "bulletins": "群通报", "weekly digests": "周报"}
+PHASE_LABELS = {"import roster": "导入花名册", "seed people, courses": "准备人员和培训", "simulated week": "模拟一周",
+                "digest files": "生成周报文件", "total": "合计"}
+
+
 def _print(console: Console, s: Summary, transport: DemoTransport, turns: int) -> None:
-    table = Table(title="bangfu demo — 西秀区, 2026-W48 (simulated)", show_header=True)
-    table.add_column("what")
-    table.add_column("count", justify="right")
+    table = Table(title="bangfu 演示 — 西秀区，2026-W48（模拟）", show_header=True)
+    table.add_column("项目")
+    table.add_column("数量", justify="right")
     for k, v in s.counts.items():
-        table.add_row(k, f"{v:,}")
+        table.add_row(COUNT_LABELS.get(k, k), f"{v:,}")
     console.print(table)
     t = Table(show_header=True)
-    t.add_column("phase")
-    t.add_column("seconds", justify="right")
+    t.add_column("阶段")
+    t.add_column("秒", justify="right")
     for k, secs in s.timings.items():
-        t.add_row(k, f"{secs:.1f}")
+        t.add_row(PHASE_LABELS.get(k, k), f"{secs:.1f}")
     week = s.timings.get("simulated week", 0.0)
     if week and s.messages:
-        t.add_row("messages/s through the pipeline", f"{s.messages / week:.0f}")
+        t.add_row("每秒处理消息数", f"{s.messages / week:.0f}")
     console.print(t)
-    console.print(f"Outputs in [bold]{s.out_dir}/[/]: digest.txt, digest.png, digest.xlsx, transcript.txt, roster.csv")
-    console.print("Talk to the bot yourself: [bold]bangfu --demo chat[/]  (you are one of the demo's cadres)")
+    console.print(f"结果在 [bold]{s.out_dir}/[/]：digest.txt、digest.png、digest.xlsx、transcript.txt、roster.csv",
+                  soft_wrap=True)
+    console.print("自己和机器人对话（你是演示里的一位帮扶干部）：[bold]bangfu --demo chat[/]", soft_wrap=True)

@@ -93,6 +93,11 @@ async def test_demo_twice_leaves_the_real_roster_and_visits_alone(tmp_path: Path
     second = await run_demo(load_settings(environ=elsewhere), scale="tiny", console=quiet,
                             messages_per_cadre_day=0.2)
 
+    # Not a terminal: plain progress lines (at least the last one), and the summary in Chinese.
+    log = quiet.file.getvalue()
+    assert re.search(r"模拟 2026-W48：(\d+)/\1 条（100%）", log), log[-2000:]
+    assert "农户" in log and "bangfu --demo chat" in log
+
     assert await _counts(env) == before
     assert _fingerprint(db) == print_before
     demo_db = tmp_path / "var" / "demo" / "demo.db"

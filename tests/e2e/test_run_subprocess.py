@@ -79,7 +79,7 @@ def build_template(work: Path) -> tuple[Path, str]:
     env = base_env(db)
     init = subprocess.run([*bangfu_cmd(), "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert init.returncode == 0, init.stderr
-    assert "database ready" in init.stdout
+    assert "数据库已就绪" in init.stdout
     imp = subprocess.run([*bangfu_cmd(), "import", str(SAMPLE_XLSX)], cwd=work, env=env, capture_output=True,
                          text=True, timeout=120)
     assert imp.returncode == 0, imp.stderr
