@@ -67,3 +67,31 @@ async def test_healthz_is_503_when_the_database_does_not_answer() -> None:
     finally:
         await server.stop()
         await engine.dispose()
+
+
+async def test_wecom_callback_server_answers_health_and_metrics(tmp_path: Path) -> None:
+    """The WeCom callback server carries the same routes (no WeCom API call is needed to start it)."""
+    import base64
+    import hashlib
+
+    from bot.transports.wecom import WeComTransport
+
+    aes = base64.b64encode(hashlib.sha256(b"ops test key").digest()).decode()[:43]
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}")
+    transport = WeComTransport("ww0123456789abcdef", "1000002", "secret-x", "tok", aes,
+                               api_base="http://127.0.0.1:9", listen_host="127.0.0.1", listen_port=0)
+    assert transport.serves_http()
+    transport.http_routes = routes(Metrics(), lambda: engine, lambda: None)
+
+    async def ignore(_inc: object) -> None:
+        return None
+
+    await transport.start(ignore)
+    try:
+        status, body = await _get(f"http://127.0.0.1:{transport.port}/healthz")
+        assert status == 200 and '"database": "ok"' in body
+        status, text = await _get(f"http://127.0.0.1:{transport.port}/metrics")
+        assert status == 200 and "bangfu_updates_handled" in text
+    finally:
+        await transport.stop()
+        await engine.dispose()
