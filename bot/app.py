@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.dispatch import Dispatcher, SystemClock
-from bot.metrics import MeteredTransport, Metrics, OpsServer, routes
+from bot.metrics import MeteredTransport, Metrics
 from bot.outbox import Outbox, SharedSendWindow
 from bot.poll_lease import PollLease, polls
 from bot.transports.base import Transport
+from bot.transports.ops_http import OpsServer, routes
 from handlers.context import Clock, Prefs
 from handlers.types import Incoming
 from storage.engine import make_engine, make_sessionmaker, upgrade_async

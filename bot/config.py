@@ -65,12 +65,12 @@ def _http_url(v: str | None) -> str | None:
 
 def _cron(v: str) -> str:
     # The scheduler's own parser, so that what passes here is exactly what it will accept at start.
-    from apscheduler.triggers.cron import CronTrigger
+    from bot.scheduler import cron
 
     if len(v.split()) != 5:
         raise ValueError(f"cron 表达式要有 5 段（分 时 日 月 周），{v!r} 有 {len(v.split())} 段")
     try:
-        CronTrigger.from_crontab(v, timezone="UTC")
+        cron(v, "UTC")
     except (ValueError, TypeError) as e:
         raise ValueError(f"cron 表达式 {v!r} 不对：{str(e).splitlines()[0]}") from e
     return v

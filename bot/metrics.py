@@ -1,42 +1,26 @@
-"""Operations endpoints: GET /healthz (alive, and the database answers) and GET /metrics (Prometheus text).
-
-Served on the webhook or WeCom server of a process, or on a small listener of its own
-(`[app] metrics_listen`, off by default) for polling deployments. One registry per App, so that several
-Apps in one process (tests) never share counters.
-"""
+"""What /metrics reports: one Prometheus registry per App (so several Apps in one process never share
+counters), the transport wrapper that times sends, and the outbox figures read at scrape time. The HTTP
+side (/healthz, /metrics, the optional listener) is bot/transports/ops_http.py."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bot.transports.base import OutMessage, RetryAfter, Sent, Transport
 from storage.models import OutboxMessage
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-log = logging.getLogger("bangfu.metrics")
-HEALTH_TIMEOUT = 3.0
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 class _SchedulerCollector(Collector):
@@ -116,61 +100,3 @@ class MeteredTransport:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
-
-
-def routes(metrics: Metrics, engine: Callable[[], AsyncEngine | None],
-           sessionmaker: Callable[[], async_sessionmaker[AsyncSession] | None]) -> list[web.RouteDef]:
-    async def healthz(request: web.Request) -> web.Response:
-        eng = engine()
-        try:
-            if eng is None:
-                raise RuntimeError("not started")
-
-            async def ping() -> None:
-                async with eng.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-
-            await asyncio.wait_for(ping(), HEALTH_TIMEOUT)
-        except Exception as e:  # noqa: BLE001 - any failure is "unhealthy", named in one word
-            return web.json_response({"status": "error", "database": type(e).__name__}, status=503)
-        return web.json_response({"status": "ok", "database": "ok"})
-
-    async def metrics_view(request: web.Request) -> web.Response:
-        sm = sessionmaker()
-        if sm is not None:
-            try:
-                await asyncio.wait_for(metrics.refresh_outbox(sm), HEALTH_TIMEOUT)
-            except Exception:  # noqa: BLE001 - the other figures are still worth serving
-                log.warning("outbox figures unavailable for /metrics", exc_info=True)
-        body = generate_latest(metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    return [web.get("/healthz", healthz), web.get("/metrics", metrics_view)]
-
-
-class OpsServer:
-    """The small listener for deployments without a webhook or WeCom server of their own."""
-
-    def __init__(self, route_defs: list[web.RouteDef], host: str, port: int) -> None:
-        self._routes = route_defs
-        self._host, self._port = host, port
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def port(self) -> int | None:
-        if self._runner is None or not self._runner.addresses:
-            return None
-        return int(self._runner.addresses[0][1])
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.add_routes(self._routes)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        log.info("health and metrics on http://%s:%s/healthz and /metrics", self._host, self.port)
-
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()

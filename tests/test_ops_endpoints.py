@@ -11,7 +11,8 @@ import aiohttp
 
 from bot.app import App
 from bot.config import load_settings
-from bot.metrics import Metrics, OpsServer, routes
+from bot.metrics import Metrics
+from bot.transports.ops_http import OpsServer, routes
 from storage.engine import make_engine
 from tests.fakes.botapi import FakeBotAPI
 
