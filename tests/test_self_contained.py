@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _SHARED = "sha" + "red"
 PATTERNS = [
     re.compile(re.escape("../" + _SHARED)),
-    re.compile(re.escape("/work/" + _SHARED)),
+    re.compile(re.escape("/" + _SHARED + "/") + "(data|tools)/"),
     re.compile(r"""parents?(\[\d+\])?(\.parent)*\s*/\s*["']""" + _SHARED + r"""["']"""),
     re.compile(r"""\.parent\s*/\s*["']""" + _SHARED + r"""["']"""),
 ]
@@ -37,5 +37,6 @@ def test_no_test_reads_outside_the_repository() -> None:
 
 def test_the_patterns_catch_the_old_ways_of_reaching_it() -> None:
     for line in (f'SHARED = Path(__file__).resolve().parents[1].parent / "{_SHARED}"',
-                 f"python ../{_SHARED}/tools/score_parse.py", f'ROOT.parent / "{_SHARED}" / "tools"'):
+                 f"python ../{_SHARED}/tools/score_parse.py", f'ROOT.parent / "{_SHARED}" / "tools"',
+                 f"annotated per /srv/{_SHARED}/data/README.md"):
         assert any(p.search(line) for p in PATTERNS), line
