@@ -57,7 +57,9 @@ def known_visit(visit_id: Any, before: datetime | None) -> ColumnElement[bool]:
     changes a past week's figures."""
     if before is None:
         return raised_by_live_visit(visit_id)
-    return visit_id.not_in(select(Visit.id).where(or_(Visit.deleted == true(), Visit.created_at >= before)))
+    known: ColumnElement[bool] = visit_id.not_in(
+        select(Visit.id).where(or_(Visit.deleted == true(), Visit.created_at >= before)))
+    return known
 
 
 def open_at(end_utc: datetime | None) -> ColumnElement[bool]:
