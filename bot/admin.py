@@ -25,15 +25,15 @@ async def make_invite(settings: Settings, *, role: str, person_name: str | None,
                     q = q.where(Person.phone == phone)
                 people = list((await s.execute(q)).scalars())
                 if not people:
-                    raise LookupError(f"no person named {person_name!r} (import the roster first)")
+                    raise LookupError(f"找不到名叫 {person_name} 的人（请先导入花名册）")
                 if len(people) > 1:
-                    raise LookupError(f"{len(people)} people are named {person_name!r}: add --phone")
+                    raise LookupError(f"有 {len(people)} 个人叫 {person_name}：请加 --phone 区分")
                 code = await create_invite(s, role=role, now=now, person_id=people[0].id, days=days)
                 who = person_name
             else:
                 units = list((await s.execute(select(OrgUnit).where(OrgUnit.name == unit_name))).scalars())
                 if len(units) != 1:
-                    raise LookupError(f"unit {unit_name!r} {'not found' if not units else 'is ambiguous'}")
+                    raise LookupError(f"单位 {unit_name} {'不存在' if not units else '有重名，请写全（例如 旧州镇/大坝村）'}")
                 code = await create_invite(s, role=role, now=now, unit_id=units[0].id, days=days)
                 who = f"a new member of {unit_name}"
             s.add(AuditLog(at=now, actor="cli", action="invite.create",

@@ -11,22 +11,30 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.dispatch import Dispatcher, SystemClock
+from bot.metrics import MeteredTransport, Metrics
 from bot.outbox import Outbox, SharedSendWindow
 from bot.poll_lease import PollLease, polls
 from bot.transports.base import Transport
+from bot.transports.ops_http import OpsServer, routes
 from handlers.context import Clock, Prefs
+from handlers.types import Incoming
 from storage.engine import make_engine, make_sessionmaker, upgrade_async
 
 log = logging.getLogger("bangfu.app")
 
 
 def prefs_from(settings: Settings) -> Prefs:
+    from pathlib import Path
+
+    from handlers.faq import DEFAULT_FAQ, faq_from_file
+
     r = settings.reminders
+    faq_path = Path(settings.app.faq_file).resolve() if settings.app.faq_file else DEFAULT_FAQ
     return Prefs(tz=settings.tz, max_text_chars=settings.limits.max_text_chars,
                  max_file_bytes=settings.limits.max_file_bytes,
                  attach_window_minutes=settings.limits.attach_window_minutes, quiet_start=r.quiet_start,
                  quiet_end=r.quiet_end, cadence_days=dict(r.cadence_days),
-                 training_hours_before=tuple(r.training_hours_before))
+                 training_hours_before=tuple(r.training_hours_before), faq=faq_from_file(str(faq_path)))
 
 
 def bot_commands() -> list[tuple[str, str]]:
@@ -94,6 +102,8 @@ class App:
         self.dispatcher: Dispatcher | None = None
         self.outbox: Outbox | None = None
         self.scheduler: Any = None
+        self.metrics = Metrics()
+        self.ops_server: OpsServer | None = None
         self._started: list[Any] = []
 
     def configured_transports(self) -> list[Transport]:
@@ -109,7 +119,8 @@ class App:
         self.sessionmaker = make_sessionmaker(self.engine)
         self.transports = self.configured_transports()
         shared = SharedSendWindow(self.settings.redis.url) if self.settings.redis.url else None
-        self.outbox = Outbox(self.sessionmaker, {t.name: t for t in self.transports}, shared=shared)
+        self.outbox = Outbox(self.sessionmaker, {t.name: MeteredTransport(t, self.metrics)
+                                                 for t in self.transports}, shared=shared)
         self.dispatcher = Dispatcher(
             self.sessionmaker, prefs_from(self.settings), clock=self.clock,
             inline_buttons={t.name: t.capabilities.inline_buttons for t in self.transports},
@@ -131,8 +142,18 @@ class App:
                 self._started.append(lease)
         self.outbox.start()
         self._started.append(self.outbox)
+        ops = routes(self.metrics, lambda: self.engine, lambda: self.sessionmaker)
         for t in self.transports:
-            await t.start(self.dispatcher.handle)
+            if getattr(t, "serves_http", lambda: False)():
+                t.http_routes = ops  # type: ignore[attr-defined]
+        listen = self.settings.app.metrics_listen
+        if listen:
+            host, _, port = listen.rpartition(":")
+            self.ops_server = OpsServer(ops, host, int(port))
+            await self.ops_server.start()
+            self._started.append(self.ops_server)
+        for t in self.transports:
+            await t.start(self.handle)
             self._started.append(t)
             log.info("channel %s started", t.name)
         if self.with_scheduler:
@@ -141,6 +162,18 @@ class App:
             self.scheduler = await start_scheduler(self)
             if self.scheduler is not None:
                 self._started.append(self.scheduler)
+                self.metrics.watch_scheduler(self.scheduler)
+
+    async def handle(self, inc: Incoming) -> None:
+        """What the transports call: the dispatcher, counted for /metrics."""
+        assert self.dispatcher is not None
+        try:
+            await self.dispatcher.handle(inc)
+        except BaseException:
+            self.metrics.errors.labels(inc.channel).inc()
+            raise
+        finally:
+            self.metrics.updates.labels(inc.channel).inc()
 
     async def stop(self) -> None:
         for part in reversed(self._started):

@@ -13,21 +13,29 @@ import click
 from bot.config import DEFAULT_TIMEZONE, ConfigError, Settings, load_settings
 
 T = TypeVar("T")
+ROLE_NAMES = {"cadre": "帮扶干部", "secretary": "村支书", "supervisor": "督查人员", "organiser": "培训组织者",
+              "admin": "管理员"}
 
 
 class CliState:
-    def __init__(self, config_path: str | None) -> None:
+    def __init__(self, config_path: str | None, demo: bool = False) -> None:
         self.config_path = config_path
+        self.demo = demo
         self._settings: Settings | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                self._settings = load_settings(self.config_path)
+                settings = load_settings(self.config_path)
             except ConfigError as e:
-                click.echo(f"config error: {e}", err=True)
+                click.echo(f"配置错误 {e}", err=True)
                 sys.exit(2)
+            if self.demo:
+                from bot.demo import demo_settings
+
+                settings = demo_settings(settings)
+            self._settings = settings
         return self._settings
 
 
@@ -45,12 +53,15 @@ def setup_logging(settings: Settings, verbose: bool = False) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bangfu", prog_name="bangfu", message="%(prog)s %(version)s")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Config file (default: $BANGFU_CONFIG, else ./config.toml if present).")
+@click.option("--demo", "use_demo", is_flag=True,
+              help="Work on the demo's own database (var/demo/demo.db) instead of the configured one.")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None) -> None:
+def main(ctx: click.Context, config_path: str | None, use_demo: bool) -> None:
     """bangfu (帮扶): a chat assistant for village support cadres."""
-    ctx.obj = CliState(config_path)
+    ctx.obj = CliState(config_path, use_demo)
 
 
 @main.command()
@@ -64,9 +75,9 @@ def init(state: CliState) -> None:
         upgrade(url)
         rev = current_revision(url)
     except Exception as e:  # noqa: BLE001 - shown to the operator as one line
-        click.echo(f"database error: {type(e).__name__}: {str(e).splitlines()[0]}", err=True)
+        click.echo(f"数据库错误：{type(e).__name__}: {str(e).splitlines()[0]}", err=True)
         sys.exit(1)
-    click.echo(f"database ready at schema {rev}")
+    click.echo(f"数据库已就绪（结构版本 {rev}）")
 
 
 @main.command("run")
@@ -74,14 +85,14 @@ def init(state: CliState) -> None:
 @pass_state
 def run_cmd(state: CliState, verbose: bool) -> None:
     """Start every configured channel (Telegram, WeCom), the outbox and the scheduler."""
+    settings = state.settings  # a bad value stops here, before anything is imported or opened
     from bot.app import App
 
-    settings = state.settings
     setup_logging(settings, verbose)
     app = App(settings)
     if not app.configured_transports():
-        click.echo("no channel configured: set BANGFU_TELEGRAM__TOKEN (or [telegram] token) or enable "
-                   "[wecom]. To try the bot in a terminal, run: bangfu chat", err=True)
+        click.echo("没有配置任何渠道：请设置 BANGFU_TELEGRAM__TOKEN（或 [telegram] token），或启用 [wecom]。"
+                   "想在终端里试用，请运行：bangfu chat", err=True)
         sys.exit(2)
     run(_serve(app))
 
@@ -100,7 +111,7 @@ async def _serve(app: Any) -> None:
         await app.start()
     except PollLeaseTaken as e:
         await app.stop()
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"错误：{e}", err=True)
         sys.exit(2)
     try:
         await stop.wait()
@@ -134,15 +145,16 @@ def invite(state: CliState, role: str, person_name: str | None, phone: str | Non
     from bot.admin import make_invite
 
     if bool(person_name) == bool(unit_name):
-        click.echo("give exactly one of --person NAME or --unit UNIT", err=True)
+        click.echo("错误：--person 姓名 和 --unit 单位 二选一，只给一个", err=True)
         sys.exit(2)
     try:
         code, who = run(make_invite(state.settings, role=role, person_name=person_name, phone=phone,
                                     unit_name=unit_name, days=days))
     except LookupError as e:
-        click.echo(str(e), err=True)
+        click.echo(f"错误：{e}", err=True)
         sys.exit(2)
-    click.echo(f"invite for {who} as {role}, valid {days} days; send it to the bot as: /start CODE")
+    click.echo(f"已为 {who} 生成邀请码（{ROLE_NAMES.get(role, role)}），{days} 天内有效；"
+               "请对方把它发给机器人：/start 邀请码")
     click.echo(code)
 
 
@@ -173,17 +185,23 @@ def parse_cmd(text: str | None, ref_date: str | None, tz: str) -> None:
 
 
 @main.command()
-@click.option("--scale", type=click.Choice(["small", "district"]), default="small", show_default=True,
-              help="small: ~20 villages, 1,500 households, 300 cadres; district: 182 villages, 12,993 households.")
+@click.option("--scale", type=click.Choice(["small", "district", "tiny"]), default="small", show_default=True,
+              help="small: ~20 villages, 1,500 households, 300 cadres; district: 182 villages, 12,993 households; "
+                   "tiny: 4 villages, 150 households (a quick look, and the README check).")
 @click.option("--seed", default=2026, show_default=True)
 @pass_state
 def demo(state: CliState, scale: str, seed: int) -> None:
-    """Build a district on the embedded database and drive a simulated week through the real pipeline."""
-    from bot.demo import run_demo
+    """Build a district in its own database (var/demo/demo.db) and drive a simulated week through the real
+    pipeline. The configured database is never touched."""
+    from bot.demo import DemoRefused, run_demo
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("bangfu").setLevel(logging.ERROR)
-    run(run_demo(state.settings, scale=scale, seed=seed))
+    try:
+        run(run_demo(state.settings, scale=scale, seed=seed))
+    except DemoRefused as e:
+        click.echo(f"错误：{e}", err=True)
+        sys.exit(2)
 
 
 def _register() -> None:

@@ -166,7 +166,8 @@ async def _export(url: str, kind: str, fmt: str, since: date | None, unit: str |
 
 @click.command("sample")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("examples/households_sample.xlsx"), show_default=True)
+              default=Path("var/households_sample.xlsx"), show_default=True,
+              help="Output file, .xlsx or .csv (the default is outside the tracked examples/).")
 @click.option("--households", type=click.IntRange(1), default=300, show_default=True)
 @click.option("--cadres", type=click.IntRange(1), default=60, show_default=True)
 @click.option("--villages", type=click.IntRange(1), default=None, help="Default: about one per 45 households.")

@@ -42,10 +42,12 @@ def digest_cmd(state: CliState, unit_name: str, week: str | None, send: bool, ou
     from storage.engine import upgrade
 
     upgrade(settings.database.url)
+    from handlers.digest import UnfinishedWeekError
+
     try:
         d, queued = run(_digest(settings, unit_name, monday, send))
-    except LookupError as e:
-        _fail(str(e), 2)
+    except (LookupError, UnfinishedWeekError) as e:
+        _fail(f"错误：{e}", 2)
     click.echo(d.text)
     out_dir.mkdir(parents=True, exist_ok=True)
     for suffix, data in ((".png", d.png), (".xlsx", d.xlsx)):
@@ -91,9 +93,9 @@ def scheduler_cmd(state: CliState, verbose: bool) -> None:
     """Run only the scheduler (reminders, digests, bulletins, broadcast reports); `bangfu run` delivers.
 
     With PostgreSQL, any number may run: one leads (advisory lock), the others wait to take over."""
+    settings = state.settings  # a bad value stops here, before anything is imported or opened
     from bot.scheduler import run_scheduler
 
-    settings = state.settings
     setup_logging(settings, verbose)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:

@@ -7,14 +7,17 @@ import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy import select
 
 from bot.cli import CliState, pass_state, run
-from storage.engine import make_engine, make_sessionmaker, sqlite_file
-from storage.messages import purge_inbox_text
-from storage.models import AuditLog
+
+if TYPE_CHECKING:
+    from storage.models import AuditLog
+
+# storage/ (SQLAlchemy and the models) is imported inside each command: `bangfu` must start fast, so that
+# a bad config value is reported before anything heavy loads.
 
 
 def _audit(path: Path, action: str, detail: dict[str, object]) -> None:
@@ -34,20 +37,21 @@ def backup(state: CliState, out: str) -> None:
     """Copy the SQLite database with SQLite's online backup API (safe while the bot runs).
 
     For PostgreSQL use pg_dump (see docs/SECURITY.md)."""
+    from storage.engine import sqlite_file
+
     src = sqlite_file(state.settings.database.url)
     if src is None:
-        click.echo("backup works on SQLite; for PostgreSQL run: pg_dump -Fc -f FILE DBNAME "
-                   "(see docs/SECURITY.md)", err=True)
+        click.echo("备份只支持 SQLite；PostgreSQL 请用：pg_dump -Fc -f 文件 库名（见 docs/SECURITY.md）", err=True)
         sys.exit(2)
     if not src.exists():
-        click.echo(f"no database at {src}", err=True)
+        click.echo(f"错误：没有数据库文件 {src}", err=True)
         sys.exit(2)
     dest = Path(out)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(src) as s, sqlite3.connect(dest) as d:
         s.backup(d)
     _audit(src, "backup", {"to": str(dest)})
-    click.echo(f"backed up {src} to {dest} ({dest.stat().st_size} bytes)")
+    click.echo(f"已备份 {src} → {dest}（{dest.stat().st_size} 字节）")
 
 
 def _is_empty(path: Path) -> bool:
@@ -67,9 +71,11 @@ def _is_empty(path: Path) -> bool:
 @pass_state
 def restore(state: CliState, file: str, force: bool) -> None:
     """Restore the SQLite database from a backup file. Refuses to overwrite data unless --force."""
+    from storage.engine import sqlite_file
+
     dest = sqlite_file(state.settings.database.url)
     if dest is None:
-        click.echo("restore works on SQLite; for PostgreSQL use pg_restore (see docs/SECURITY.md)", err=True)
+        click.echo("恢复只支持 SQLite；PostgreSQL 请用 pg_restore（见 docs/SECURITY.md）", err=True)
         sys.exit(2)
     src = Path(file)
     try:
@@ -78,16 +84,16 @@ def restore(state: CliState, file: str, force: bool) -> None:
                 raise sqlite3.DatabaseError("integrity check failed")
             conn.execute("SELECT 1 FROM alembic_version").fetchone()
     except sqlite3.DatabaseError as e:
-        click.echo(f"{src} is not a bangfu SQLite backup: {e}", err=True)
+        click.echo(f"错误：{src} 不是 bangfu 的 SQLite 备份（{e}）", err=True)
         sys.exit(2)
     if not _is_empty(dest) and not force:
-        click.echo(f"{dest} already holds data; refusing to overwrite it. Pass --force to replace it.", err=True)
+        click.echo(f"错误：{dest} 里已有数据，不会覆盖。确定要替换，请加 --force", err=True)
         sys.exit(1)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(src) as s, sqlite3.connect(dest) as d:
         s.backup(d)
     _audit(dest, "restore", {"from": str(src), "forced": force})
-    click.echo(f"restored {dest} from {src}")
+    click.echo(f"已从 {src} 恢复 {dest}")
 
 
 @click.command()
@@ -95,6 +101,11 @@ def restore(state: CliState, file: str, force: bool) -> None:
 @pass_state
 def audit(state: CliState, limit: int) -> None:
     """Show the newest entries of the audit log (admin actions)."""
+
+    from sqlalchemy import select
+
+    from storage.engine import make_engine, make_sessionmaker
+    from storage.models import AuditLog
 
     async def go() -> list[AuditLog]:
         engine = make_engine(state.settings.database.url)
@@ -107,7 +118,7 @@ def audit(state: CliState, limit: int) -> None:
 
     rows = run(go())
     if not rows:
-        click.echo("audit log is empty")
+        click.echo("审计日志是空的")
     for r in rows:
         at = r.at.astimezone(state.settings.tz).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{at}  {r.actor:<12} {r.action:<20} {json.dumps(r.detail, ensure_ascii=False)}")
@@ -119,13 +130,16 @@ def purge_inbox_text_cmd(state: CliState) -> None:
     """Blank raw message text older than [privacy] inbox_text_retention_days (records stay)."""
     days = state.settings.privacy.inbox_text_retention_days
     if days is None:
-        click.echo("retention is off ([privacy] inbox_text_retention_days not set)")
+        click.echo("未开启原始消息保留期限（[privacy] inbox_text_retention_days 未设置）")
         return
     n = run(purge_old_inbox_text(state.settings.database.url, days))
-    click.echo(f"blanked the text of {n} inbox messages older than {days} days")
+    click.echo(f"已清空 {n} 条超过 {days} 天的原始消息文字")
 
 
 async def purge_old_inbox_text(url: str, days: int, now: datetime | None = None) -> int:
+    from storage.engine import make_engine, make_sessionmaker
+    from storage.messages import purge_inbox_text
+
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as s, s.begin():

@@ -6,17 +6,21 @@ Each change is one transaction with an audit-log row; the work itself lives in s
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 T = TypeVar("T")
+SESSION_STATUS = {"open": "报名中", "draft": "草稿", "cancelled": "已取消", "closed": "已截止", "done": "已结束"}
 # The group's context object (bot.cli.CliState); taken by duck type so that importing this module
 # never imports bot.cli, which imports this module to register the commands.
 pass_state = click.pass_obj
@@ -98,6 +102,10 @@ def course_add(state: CliState, name: str, start: str, end: str | None, place: s
     settings = state.settings
     starts = _when(start, settings)
     assert starts is not None
+    if starts <= datetime.now(UTC):
+        # A session in the past could never be signed up for and would not show in `course list`.
+        click.echo(f"错误：开始时间 {starts:%Y-%m-%d %H:%M} 已经过去，培训只能排在以后", err=True)
+        sys.exit(2)
     el: dict[str, Any] = {}
     if eligible:
         types = [t.strip() for t in eligible.replace("，", ",").split(",") if t.strip()]
@@ -126,7 +134,7 @@ def course_add(state: CliState, name: str, start: str, end: str | None, place: s
         return ts.id, ts.checkin_code or ""
 
     sid, code = run(_in_tx(settings, go))
-    click.echo(f"session {sid} created: {name}, {starts:%Y-%m-%d %H:%M}, capacity {capacity}; check-in code {code}")
+    click.echo(f"已创建培训场次 {sid}：{name}，{starts:%Y-%m-%d %H:%M}，名额 {capacity}；签到码 {code}")
 
 
 @course.command("list")
@@ -143,16 +151,17 @@ def course_list(state: CliState, show_all: bool) -> None:
         out = []
         for ts in await list_sessions(s, now=None if show_all else now, status=None if show_all else "open"):
             c = await seat_counts(s, ts=ts)
-            dl = f" deadline {ts.deadline.astimezone(settings.tz):%Y-%m-%d %H:%M}" if ts.deadline else ""
-            quota = f" quota/village {ts.village_quota}" if ts.village_quota else ""
-            closed = " CLOSED" if ts.closed else ""
+            dl = f"，{ts.deadline.astimezone(settings.tz):%Y-%m-%d %H:%M} 截止报名" if ts.deadline else ""
+            quota = f"，每村限 {ts.village_quota} 人" if ts.village_quota else ""
+            closed = "，已停止报名" if ts.closed else ""
+            status = SESSION_STATUS.get(ts.status, ts.status)
             out.append(f"{ts.id:>5}  {ts.starts_at.astimezone(settings.tz):%Y-%m-%d %H:%M}  {ts.course.name}  "
-                       f"@{ts.place or '-'}  {c.taken}/{c.capacity} seated, {c.waitlisted} waiting"
-                       f"{quota}{dl}  [{ts.status}{closed}] code {ts.checkin_code}")
+                       f"@{ts.place or '-'}  已报 {c.taken}/{c.capacity}，候补 {c.waitlisted}"
+                       f"{quota}{dl}  [{status}{closed}] 签到码 {ts.checkin_code}")
         return out
 
     lines = run(_in_tx(settings, go))
-    click.echo("\n".join(lines) if lines else "no sessions")
+    click.echo("\n".join(lines) if lines else "没有培训场次")
 
 
 @course.command("reopen")

@@ -9,9 +9,11 @@ import base64
 import binascii
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -33,7 +35,55 @@ DEFAULT_DISTRICT = "西秀区"
 
 
 class ConfigError(Exception):
-    """One line naming the key and what is wrong with it."""
+    """One line naming the key and what is wrong with it: str() is "KEY: reason"."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A Bot API token as @BotFather issues it: the bot's numeric id, a colon, 35 URL-safe characters. Checked
+# here for both frameworks (aiogram raised a traceback on a malformed one; python-telegram-bot accepted it).
+_TG_TOKEN = re.compile(r"^\d{5,20}:[A-Za-z0-9_-]{30,80}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _http_url(v: str | None) -> str | None:
+    if v is None:
+        return v
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"不是 http(s):// 开头的网址：{v!r}")
+    try:
+        _ = parts.port
+    except ValueError as e:
+        raise ValueError(f"网址里的端口不对：{v!r}") from e
+    return v.rstrip("/") if v.endswith("/") and parts.path in ("", "/") else v
+
+
+def _cron(v: str) -> str:
+    # The scheduler's own parser, so that what passes here is exactly what it will accept at start.
+    from bot.scheduler import cron
+
+    if len(v.split()) != 5:
+        raise ValueError(f"cron 表达式要有 5 段（分 时 日 月 周），{v!r} 有 {len(v.split())} 段")
+    try:
+        cron(v, "UTC")
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"cron 表达式 {v!r} 不对：{str(e).splitlines()[0]}") from e
+    return v
+
+
+def _writable_dir_for(path: Path) -> bool:
+    """Whether path could be created: its nearest existing ancestor is a writable directory."""
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            return False
+        p = p.parent
+    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
 
 
 class _Table(BaseModel):
@@ -46,6 +96,32 @@ class AppCfg(_Table):
     data_dir: str = "var"
     log_level: str = "INFO"
     log_file: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    metrics_listen: str | None = None
+    faq_file: str | None = None
+
+    @field_validator("faq_file")
+    @classmethod
+    def _faq(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        from handlers.faq import faq_from_file
+        from handlers.text.faq import FaqError
+
+        try:
+            faq_from_file(str(Path(v).resolve()))
+        except FileNotFoundError:
+            raise ValueError(f"找不到常见问题文件 {v}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"读不了 {v}（{type(e).__name__}）") from None
+        except FaqError as e:
+            raise ValueError(f"{v}：{e}") from None
+        return v
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, v: str | None) -> str | None:
+        return _host_port(v) if v else None
 
     @field_validator("timezone")
     @classmethod
@@ -53,7 +129,38 @@ class AppCfg(_Table):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {v!r}") from e
+            raise ValueError(f"未知的时区 {v!r}（例如 Asia/Shanghai）") from e
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        if v.upper() not in LOG_LEVELS:
+            raise ValueError(f"日志级别只能是 {', '.join(LOG_LEVELS)}，不能是 {v!r}")
+        return v.upper()
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, v: str) -> str:
+        p = Path(v)
+        if p.exists() and not p.is_dir():
+            raise ValueError(f"{v} 已存在，但不是文件夹")
+        if not p.exists() and not _writable_dir_for(p):
+            raise ValueError(f"无法创建文件夹 {v}")
+        return v
+
+    @field_validator("log_file")
+    @classmethod
+    def _log_file(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        p = Path(v)
+        if p.is_dir():
+            raise ValueError(f"{v} 是文件夹，应该是日志文件的路径")
+        if p.exists() and not os.access(p, os.W_OK):
+            raise ValueError(f"没有权限写 {v}")
+        if not p.exists() and not _writable_dir_for(p.parent):
+            raise ValueError(f"无法在 {p.parent} 下创建日志文件")
         return v
 
 
@@ -63,8 +170,21 @@ class DatabaseCfg(_Table):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         if not v.split(":", 1)[0].startswith(("sqlite", "postgresql", "postgres")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+            raise ValueError("必须是 sqlite:/// 或 postgresql:// 开头的数据库地址")
+        try:
+            u = make_url(v)
+        except (ArgumentError, ValueError) as e:
+            raise ValueError(f"数据库地址格式不对（{str(e).splitlines()[0]}）") from None
+        if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+            path = Path(u.database)
+            if path.is_dir():
+                raise ValueError(f"{path} 是文件夹，应该是数据库文件的路径")
+            if not path.exists() and not _writable_dir_for(path.parent):
+                raise ValueError(f"无法在 {path.parent} 下创建数据库文件")
         return v
 
 
@@ -83,6 +203,26 @@ class TelegramCfg(_Table):
     def _listen(cls, v: str) -> str:
         return _host_port(v)
 
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        # The value itself is never put in the message: it is a secret even when malformed.
+        if v is not None and not _TG_TOKEN.match(v.get_secret_value().strip()):
+            raise ValueError("不是 Telegram 机器人 Token 的格式（数字:35位字母数字，从 @BotFather 复制）")
+        return SecretStr(v.get_secret_value().strip()) if v is not None else None
+
+    @field_validator("api_base", "webhook_url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return _http_url(v)
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/") or any(c.isspace() for c in v):
+            raise ValueError("必须以 / 开头，不能有空格")
+        return v
+
 
 class WeComCfg(_Table):
     enabled: bool = False
@@ -99,6 +239,13 @@ class WeComCfg(_Table):
     @classmethod
     def _listen(cls, v: str) -> str:
         return _host_port(v)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api(cls, v: str) -> str:
+        out = _http_url(v)
+        assert out is not None
+        return out
 
     @model_validator(mode="after")
     def _complete(self) -> WeComCfg:
@@ -138,15 +285,57 @@ class RemindersCfg(_Table):
     )
     training_hours_before: list[int] = Field(default_factory=lambda: [24, 2])
 
+    @field_validator("morning_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return _cron(v)
+
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        if not _HHMM.match(v):
+            raise ValueError(f"时间要写成 HH:MM（例如 21:00），不能是 {v!r}")
+        return v
+
+    @field_validator("cadence_days")
+    @classmethod
+    def _cadence(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = [k for k, n in v.items() if n < 1]
+        if bad:
+            raise ValueError(f"走访间隔天数必须至少为 1（{', '.join(bad)}）")
+        return v
+
+    @field_validator("training_hours_before")
+    @classmethod
+    def _hours(cls, v: list[int]) -> list[int]:
+        if any(h < 1 for h in v):
+            raise ValueError("提前提醒的小时数必须至少为 1")
+        return v
+
 
 class DigestCfg(_Table):
     weekly_cron: str = "30 8 * * mon"
     bulletin_cron: str = "0 9 */2 * *"
     misfire_grace_hours: int = Field(12, ge=0)
 
+    @field_validator("weekly_cron", "bulletin_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return _cron(v)
+
 
 class RedisCfg(_Table):
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("redis", "rediss", "unix") or (parts.scheme != "unix" and not parts.hostname):
+            raise ValueError(f"必须是 redis://主机:端口/库号 形式的地址，不能是 {v!r}")
+        return v
 
 
 class PrivacyCfg(_Table):
@@ -172,7 +361,7 @@ class Settings(_Table):
 def _host_port(v: str) -> str:
     host, sep, port = v.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("must be host:port, e.g. 127.0.0.1:8081")
+        raise ValueError(f"要写成 主机:端口（例如 127.0.0.1:8081），不能是 {v!r}")
     return v
 
 
@@ -216,21 +405,43 @@ def load_settings(path: str | None = None, environ: dict[str, str] | None = None
     if cfg_path is not None:
         try:
             data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
-        except FileNotFoundError as e:
-            raise ConfigError(f"config file {cfg_path} not found") from e
+        except FileNotFoundError:
+            raise ConfigError("config", f"找不到配置文件 {cfg_path}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("config", f"读不了配置文件 {cfg_path}（{type(e).__name__}）") from None
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{cfg_path}: not valid TOML ({e})") from e
+            raise ConfigError("config", f"{cfg_path} 不是合法的 TOML（{e}）") from None
     for table, values in env_overrides(env).items():
         section = data.setdefault(table, {})
         if not isinstance(section, dict):
-            raise ConfigError(f"{table}: must be a table")
+            raise ConfigError(table, "必须是一个表（[table]）")
         section.update(values)
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "config"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        raise ConfigError(f"{key}: {msg}") from None
+        raise ConfigError(key, _reason(err)) from None
+
+
+def _reason(err: Any) -> str:
+    """pydantic's error, as one line in the operators' language."""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, ").splitlines()[0]
+    if kind == "extra_forbidden":
+        return "未知的配置项"
+    if kind == "literal_error":
+        return f"只能是 {ctx.get('expected', '')}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "必须是整数"
+    if kind in ("bool_parsing", "bool_type"):
+        return "必须是 true 或 false"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"不能小于 {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"不能大于 {ctx.get('le', ctx.get('lt'))}"
+    if kind in ("string_type", "dict_type", "list_type", "model_type"):
+        return {"string_type": "必须是文字", "dict_type": "必须是一个表", "list_type": "必须是列表",
+                "model_type": "必须是一个表"}[kind]
+    return str(err["msg"]).splitlines()[0]

@@ -46,8 +46,8 @@ async def chat_main(settings: Settings, as_name: str | None) -> int:
     await app.build()
     person = await _bind_console(app, as_name)
     if person is None:
-        print("No one to talk as: the database has no such cadre. Run `bangfu demo` (or `bangfu import "
-              "examples/households_sample.xlsx`) first, or pass --as NAME.")
+        print("没有可以扮演的干部：数据库里没有这个人。先运行 `bangfu demo`，再用 `bangfu --demo chat` 和演示数据对话；"
+              "或先 `bangfu import examples/households_sample.xlsx`，或用 --as 姓名 指定。")
         await app.stop()
         return 2
     print(f"bangfu 终端对话 — 你现在是：{person.name}。输入“帮助”看用法，输入“退出”结束。")

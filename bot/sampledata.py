@@ -253,6 +253,18 @@ def write_csv(rows: Sequence[dict[str, str]], path: str | Path, *, encoding: str
     return path
 
 
+def csv_bytes(rows: Sequence[dict[str, str]]) -> bytes:
+    """The same CSV as write_csv, in memory (UTF-8 with BOM)."""
+    return sheet_to_csv_text(_sheet(rows)).encode("utf-8-sig")
+
+
+def masked_rows(rows: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The register as it may be shown or handed round: phones masked, no ID numbers at all."""
+    from storage.registry import mask_phone
+
+    return [{k: (mask_phone(v) if "电话" in k else v) for k, v in row.items() if k != "身份证号"} for row in rows]
+
+
 def write_rows(rows: Sequence[dict[str, str]], path: str | Path) -> Path:
     """By suffix: .csv or .xlsx."""
     return write_csv(rows, path) if str(path).lower().endswith(".csv") else write_xlsx(rows, path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.types import ChatRef, Incoming, Reply
 from storage.accounts import Scope
 from storage.models import ChatIdentity, Person
+
+if TYPE_CHECKING:
+    from handlers.text.faq import Faq
 
 
 class Clock(Protocol):
@@ -31,6 +34,7 @@ class Prefs:
     cadence_days: dict[str, int] = field(default_factory=lambda: {"监测户": 7, "脱贫户": 30, "default": 60})
     training_hours_before: tuple[int, ...] = (24, 2)
     inline_buttons: bool = True  # of the channel this update came from
+    faq: Faq | None = None  # the county FAQ that answers questions (handlers/faq.py)
 
 
 @dataclass

@@ -91,7 +91,20 @@ class Digest:
         return f"周报-{self.stats.unit_name}-{iso_week(self.stats.week_start)}"
 
 
-def render_text(st: DigestStats, today: date | None = None) -> str:
+class UnfinishedWeekError(ValueError):
+    """A digest asked for a week that has not ended yet (its figures would still move)."""
+
+
+def check_week_finished(week_start: date, today: date) -> None:
+    we = week_start + timedelta(days=6)
+    if today <= we:
+        last = previous_week(today)
+        raise UnfinishedWeekError(f"{iso_week(week_start)} 还没有结束（到 {we.isoformat()}），不能生成周报；"
+                                  f"最近一个完整的周是 {iso_week(last)}")
+
+
+def render_text(st: DigestStats) -> str:
+    """Every figure, ages included, is as of the end of the week: the same text whenever it is made."""
     ws, we = st.week_start, st.week_end
     lines = [f"📊 {st.unit_name} 帮扶周报 {iso_week(ws)}（{ws.month}月{ws.day}日–{we.month}月{we.day}日）",
              f"走访 {st.visits} 户次（上周 {st.visits_prev}{_trend(st.visits, st.visits_prev)}），"
@@ -106,14 +119,14 @@ def render_text(st: DigestStats, today: date | None = None) -> str:
         lines.append("　新增最多：" + "、".join(f"{k}{n}" for n, k in top))
     if st.oldest_needs:
         raised_on, cat, item, village, _head = st.oldest_needs[0]
-        age = ((today or we) - raised_on).days
+        age = (we - raised_on).days
         lines.append(f"　最久未解决：{cat}·{item}（{village}，{age}天）")
     lines.append(f"跟进事项逾期 {st.overdue_followups} 条")
     if st.trainings_held or st.signups:
         lines.append(f"培训 {st.trainings_held} 场，报名 {st.signups} 人，到场 {st.attended} 人"
-                     f"（到场率 {_pct(st.attended, st.signups)}）")
+                     f"（到场率 {_pct(st.attended, st.signups)}）；本周新报名 {st.signups_made} 人")
     else:
-        lines.append("本周没有培训")
+        lines.append(f"本周没有培训；本周新报名 {st.signups_made} 人")
     if st.by_unit and len(st.by_unit) <= 6:
         # Few enough to list; in unit order, never sorted by rate: a digest is not a ranking.
         lines.append(f"各{LEVEL_NAMES.get(st.child_level, '单位')}按期覆盖：" + "，".join(
@@ -202,6 +215,7 @@ def render_xlsx(st: DigestStats, detail: DigestDetail) -> bytes:
         ["培训场次", st.trainings_held, None],
         ["培训报名", st.signups, None],
         ["培训到场", st.attended, None],
+        ["本周新报名", st.signups_made, None],
         [],
         ["日期"] + [(st.week_start + timedelta(days=i)).isoformat() for i in range(7)],
         ["本周走访", *st.daily],
@@ -239,14 +253,17 @@ def _render_files(st: DigestStats, detail: DigestDetail) -> tuple[bytes, bytes]:
 async def build_digest(session: AsyncSession, *, unit: OrgUnit, week_start: date, prefs: Prefs,
                        today: date | None = None) -> Digest:
     """Query (SQL aggregates), then draw the chart and the workbook in a worker thread so a large
-    district does not stall the event loop that serves chats."""
+    district does not stall the event loop that serves chats. Everything is as of the end of the week;
+    with `today`, a week that has not ended yet is refused (UnfinishedWeekError)."""
+    if today is not None:
+        check_week_finished(week_start, today)
     we = week_start + timedelta(days=6)
     a, b = _utc_bounds(week_start, we, prefs)
     st = await digest_stats(session, unit=unit, week_start=week_start, cadence_days=prefs.cadence_days,
                             week_start_utc=a, week_end_utc=b)
-    detail = await digest_detail(session, unit=unit, as_of=we, cadence_days=prefs.cadence_days)
+    detail = await digest_detail(session, unit=unit, as_of=we, cadence_days=prefs.cadence_days, known_before=b)
     png, xlsx = await asyncio.to_thread(_render_files, st, detail)
-    return Digest(st, detail, render_text(st, today), png, xlsx)
+    return Digest(st, detail, render_text(st), png, xlsx)
 
 
 def digest_replies(d: Digest) -> list[Reply]:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from handlers import accounts, broadcast, households, intent_ask, reminders, trainings, visits
+from handlers import accounts, broadcast, faq, households, intent_ask, reminders, trainings, visits
 from handlers import callbacks as cbs
 from handlers.context import Context
 from handlers.format import clip, mask_personal
@@ -229,6 +229,8 @@ async def free_text(ctx: Context, text: str) -> None:
         return
     if intent in ("training_signup", "training_cancel"):
         await trainings.on_text(ctx, parsed)
+    elif intent == "query":
+        await faq.on_query(ctx, text)
     else:
         await not_understood(ctx, parsed)
 

@@ -51,6 +51,31 @@ def raised_by_live_visit(visit_id: Any) -> ColumnElement[bool]:
     return live
 
 
+def known_visit(visit_id: Any, before: datetime | None) -> ColumnElement[bool]:
+    """A need's or follow-up's visit was live and already logged at `before` (None: now). A digest counts
+    what was known at the end of its week, so a visit logged later (even one dated inside the week) never
+    changes a past week's figures."""
+    if before is None:
+        return raised_by_live_visit(visit_id)
+    known: ColumnElement[bool] = visit_id.not_in(
+        select(Visit.id).where(or_(Visit.deleted == true(), Visit.created_at >= before)))
+    return known
+
+
+def open_at(end_utc: datetime | None) -> ColumnElement[bool]:
+    """A need that was open at `end_utc`: still open, or met only afterwards."""
+    if end_utc is None:
+        return Need.status == "open"
+    return or_(Need.status == "open", and_(Need.status == "met", Need.met_at >= end_utc))
+
+
+def undone_at(end_utc: datetime | None) -> ColumnElement[bool]:
+    """A follow-up not yet done at `end_utc`."""
+    if end_utc is None:
+        return FollowUp.done_at.is_(None)
+    return or_(FollowUp.done_at.is_(None), FollowUp.done_at >= end_utc)
+
+
 def units_under(path: str | None) -> Any:
     """Ids of the units under `path` ("/1/5/"); None means the whole deployment."""
     q = select(OrgUnit.id)
@@ -92,17 +117,22 @@ def cadence_for(htype: str, cadence_days: Mapping[str, int]) -> int:
     return cadence_days.get(htype, cadence_days.get("default", 60))
 
 
-def _last_visit(as_of: date) -> Any:
+def _logged_before(before: datetime | None) -> list[ColumnElement[bool]]:
+    return [] if before is None else [Visit.created_at < before]
+
+
+def _last_visit(as_of: date, before: datetime | None = None) -> Any:
     return (select(func.max(Visit.visit_date))
-            .where(Visit.household_id == Household.id, counted_visit(), Visit.visit_date <= as_of)
+            .where(Visit.household_id == Household.id, counted_visit(), Visit.visit_date <= as_of,
+                   *_logged_before(before))
             .correlate(Household).scalar_subquery())
 
 
-def _is_due(as_of: date, cadence_days: Mapping[str, int]) -> ColumnElement[bool]:
-    """No live visit since the household's threshold: one index seek per household."""
+def _is_due(as_of: date, cadence_days: Mapping[str, int], before: datetime | None = None) -> ColumnElement[bool]:
+    """No live visit since the household's threshold (logged by `before`): one index seek per household."""
     recent = (select(Visit.id).where(Visit.household_id == Household.id, counted_visit(),
                                      Visit.visit_date > due_threshold(as_of, cadence_days),
-                                     Visit.visit_date <= as_of)
+                                     Visit.visit_date <= as_of, *_logged_before(before))
               .correlate(Household).exists())
     return ~recent
 
@@ -242,13 +272,14 @@ class DigestStats:
     daily_prev: list[int] = field(default_factory=lambda: [0] * 7)
     by_unit: list[UnitRow] = field(default_factory=list)
     child_level: str = ""
-    # category → (raised this week, met this week, open now)
+    # category → (raised this week, met this week, open at the week's end)
     needs: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     oldest_needs: list[tuple[date, str, str, str, str]] = field(default_factory=list)  # raised, cat, item, village, head
     overdue_followups: int = 0
     trainings_held: int = 0
     signups: int = 0
     attended: int = 0
+    signups_made: int = 0  # sign-ups registered during the week, for any session
 
     @property
     def needs_open(self) -> int:
@@ -277,7 +308,13 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
                        cadence_days: Mapping[str, int], week_start_utc: datetime,
                        week_end_utc: datetime) -> DigestStats:
     """Totals for `unit`'s subtree for the week starting `week_start` (a Monday) and the week before.
-    `week_*_utc` bound the week in the deployment's time zone, for timestamp columns."""
+    `week_*_utc` bound the week in the deployment's time zone, for timestamp columns.
+
+    Every figure is as of the end of the week (`week_end_utc`): visits and their needs and follow-ups
+    logged by then, needs open then, follow-ups undone then. Re-running a past week later gives the same
+    figures; only an undo or correction of the week's own records changes them."""
+    b = week_end_utc
+    logged = _logged_before(b)
     we = week_start + timedelta(days=6)
     prev = week_start - timedelta(days=7)
     st = DigestStats(unit_name=unit.name, week_start=week_start, week_end=we)
@@ -292,7 +329,7 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
 
     # Households and those due at the end of the week, per household unit.
     hq = (select(Household.unit_id, func.count(),
-                 func.sum(case((_is_due(we, cadence_days), 1), else_=0)))
+                 func.sum(case((_is_due(we, cadence_days, b), 1), else_=0)))
           .where(Household.status == "active", *hh_in_units(sub)).group_by(Household.unit_id))
     for uid, n, due in (await session.execute(hq)).all():
         st.households += int(n)
@@ -303,7 +340,7 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
 
     # Visits per day over both weeks.
     vq = (select(Visit.visit_date, func.count())
-          .where(counted_visit(), Visit.visit_date >= prev, Visit.visit_date <= we,
+          .where(counted_visit(), Visit.visit_date >= prev, Visit.visit_date <= we, *logged,
                  *in_units(Visit.household_id, sub))
           .group_by(Visit.visit_date))
     for d, n in (await session.execute(vq)).all():
@@ -318,25 +355,25 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
     # Distinct households visited this week, per household unit.
     dq = (select(Household.unit_id, func.count(func.distinct(Visit.household_id)))
           .join(Household, Household.id == Visit.household_id)
-          .where(counted_visit(), Visit.visit_date >= week_start, Visit.visit_date <= we, *hh_in_units(sub))
+          .where(counted_visit(), Visit.visit_date >= week_start, Visit.visit_date <= we, *logged, *hh_in_units(sub))
           .group_by(Household.unit_id))
     for uid, n in (await session.execute(dq)).all():
         st.households_visited += int(n)
         if (r := fold(uid)) is not None:
             r.visited += int(n)
 
-    # Needs by category: raised this week, met this week, open now. Three index-driven queries rather
-    # than one OR over every need ever raised.
+    # Needs by category: raised this week, met this week, open at the week's end. Three index-driven
+    # queries rather than one OR over every need ever raised.
     def needs_by_cat(*cond: ColumnElement[bool]) -> Any:
         return (select(Need.category, func.count(Need.id))
-                .where(raised_by_live_visit(Need.visit_id), *in_units(Need.household_id, sub), *cond)
+                .where(known_visit(Need.visit_id, b), *in_units(Need.household_id, sub), *cond)
                 .group_by(Need.category))
 
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for k, q in enumerate((
             needs_by_cat(Need.raised_on >= week_start, Need.raised_on <= we),
             needs_by_cat(Need.status == "met", Need.met_at >= week_start_utc, Need.met_at < week_end_utc),
-            needs_by_cat(Need.status == "open"))):
+            needs_by_cat(open_at(b), Need.raised_on <= we))):
         for cat, n in (await session.execute(q)).all():
             counts[cat][k] = int(n)
     st.needs = {c: (v[0], v[1], v[2]) for c, v in counts.items()}
@@ -345,32 +382,46 @@ async def digest_stats(session: AsyncSession, *, unit: OrgUnit, week_start: date
     oq = (select(Need.raised_on, Need.category, Need.item, village.name, Household.head_name)
           .join(Visit, Visit.id == Need.visit_id).join(Household, Household.id == Need.household_id)
           .join(village, village.id == Household.village_id)
-          .where(Need.status == "open", live_visit(), *hh_in_units(sub))
+          .where(open_at(b), Need.raised_on <= we, live_visit(), *logged, *hh_in_units(sub))
           .order_by(Need.raised_on, Need.id).limit(10))
     st.oldest_needs = [tuple(r) for r in (await session.execute(oq)).all()]  # type: ignore[misc]
 
     fq = (select(func.count(FollowUp.id))
-          .where(FollowUp.done_at.is_(None), FollowUp.due <= we, raised_by_live_visit(FollowUp.visit_id),
+          .where(undone_at(b), FollowUp.due <= we, known_visit(FollowUp.visit_id, b),
                  *in_units(FollowUp.household_id, sub)))
     st.overdue_followups = int((await session.execute(fq)).scalar_one())
 
+    path = None if sub is None else unit.path
     st.trainings_held, st.signups, st.attended = await training_totals(
-        session, path=None if sub is None else unit.path, start_utc=week_start_utc, end_utc=week_end_utc)
+        session, path=path, start_utc=week_start_utc, end_utc=week_end_utc)
+    st.signups_made = await signups_made(session, path=path, start_utc=week_start_utc, end_utc=week_end_utc)
     return st
+
+
+def _signup_in(path: str | None) -> list[ColumnElement[bool]]:
+    if path is None:
+        return []
+    return [or_(Signup.village_id.in_(units_under(path)),
+                Signup.household_id.in_(select(Household.id).where(Household.unit_id.in_(units_under(path)))))]
+
+
+async def signups_made(session: AsyncSession, *, path: str | None, start_utc: datetime, end_utc: datetime) -> int:
+    """Sign-ups registered in [start, end) from the subtree, for any session, whatever became of them
+    later (an event count, so a past week's figure never changes)."""
+    q = (select(func.count(Signup.id))
+         .where(Signup.created_at >= start_utc, Signup.created_at < end_utc, *_signup_in(path)))
+    return int((await session.execute(q)).scalar_one() or 0)
 
 
 async def training_totals(session: AsyncSession, *, path: str | None, start_utc: datetime,
                           end_utc: datetime) -> tuple[int, int, int]:
-    """(sessions held with sign-ups from the subtree, sign-ups, attended) for sessions starting in range."""
-    in_sub = or_(Signup.village_id.in_(units_under(path)),
-                 Signup.household_id.in_(select(Household.id).where(Household.unit_id.in_(units_under(path)))))
+    """(sessions held with sign-ups from the subtree, sign-ups, attended) for sessions starting in range,
+    counting sign-ups registered by the end of the range."""
     q = (select(func.count(func.distinct(Signup.session_id)), func.count(Signup.id),
                 func.sum(case((Signup.status == "attended", 1), else_=0)))
          .join(TrainingSession, TrainingSession.id == Signup.session_id)
          .where(TrainingSession.starts_at >= start_utc, TrainingSession.starts_at < end_utc,
-                Signup.status.in_(ENROLLED)))
-    if path is not None:
-        q = q.where(in_sub)
+                Signup.created_at < end_utc, Signup.status.in_(ENROLLED), *_signup_in(path)))
     held, n, att = (await session.execute(q)).one()
     return int(held or 0), int(n or 0), int(att or 0)
 
@@ -388,24 +439,27 @@ class DigestDetail:
 
 
 async def digest_detail(session: AsyncSession, *, unit: OrgUnit, as_of: date,
-                        cadence_days: Mapping[str, int], limit: int = DETAIL_LIMIT) -> DigestDetail:
-    """The most urgent `limit` rows of each list (oldest first); the full lists are `bangfu export`'s job."""
+                        cadence_days: Mapping[str, int], limit: int = DETAIL_LIMIT,
+                        known_before: datetime | None = None) -> DigestDetail:
+    """The most urgent `limit` rows of each list (oldest first); the full lists are `bangfu export`'s job.
+    With `known_before` (the end of a digest's week), each list is as it stood then."""
     sub = await scope_units(session, unit)
+    b = known_before
     village = OrgUnit
-    dq = (select(Household.id, village.name, Household.head_name, Household.htype, _last_visit(as_of))
+    dq = (select(Household.id, village.name, Household.head_name, Household.htype, _last_visit(as_of, b))
           .join(village, village.id == Household.village_id)
-          .where(Household.status == "active", *hh_in_units(sub), _is_due(as_of, cadence_days))
+          .where(Household.status == "active", *hh_in_units(sub), _is_due(as_of, cadence_days, b))
           .order_by(village.name, Household.head_name).limit(limit))
     due_rows = (await session.execute(dq)).all()
     fq = (select(FollowUp.due, village.name, Household.head_name, FollowUp.action, Household.id)
           .join(Visit, Visit.id == FollowUp.visit_id).join(Household, Household.id == FollowUp.household_id)
           .join(village, village.id == Household.village_id)
-          .where(FollowUp.done_at.is_(None), FollowUp.due <= as_of, live_visit(), *hh_in_units(sub))
+          .where(undone_at(b), FollowUp.due <= as_of, live_visit(), *_logged_before(b), *hh_in_units(sub))
           .order_by(FollowUp.due, FollowUp.id).limit(limit))
     nq = (select(Need.raised_on, village.name, Household.head_name, Need.category, Need.item)
           .join(Visit, Visit.id == Need.visit_id).join(Household, Household.id == Need.household_id)
           .join(village, village.id == Household.village_id)
-          .where(Need.status == "open", live_visit(), *hh_in_units(sub))
+          .where(open_at(b), Need.raised_on <= as_of, live_visit(), *_logged_before(b), *hh_in_units(sub))
           .order_by(Need.raised_on, Need.id).limit(limit))
     fu_rows = (await session.execute(fq)).all()
     # Cadre names only for the households listed (a few hundred), not the whole subtree.
@@ -477,6 +531,16 @@ async def supervisors(session: AsyncSession, *, unit_ids: Sequence[int] | None =
     if unit_ids is not None:
         q = q.where(Person.unit_id.in_(list(unit_ids)))
     return list((await session.execute(q)).scalars())
+
+
+async def admins_with_chats(session: AsyncSession) -> list[tuple[Person, str, str]]:
+    """Every active admin with a bound chat: (person, channel, chat id of their newest identity)."""
+    newest = (select(ChatIdentity.person_id, func.max(ChatIdentity.id).label("iid"))
+              .group_by(ChatIdentity.person_id).subquery())
+    q = (select(Person, ChatIdentity.channel, ChatIdentity.chat_id)
+         .join(newest, newest.c.person_id == Person.id).join(ChatIdentity, ChatIdentity.id == newest.c.iid)
+         .where(Person.role == "admin", Person.active.is_(True)).order_by(Person.id))
+    return [(p, ch, chat) for p, ch, chat in (await session.execute(q)).all()]
 
 
 async def private_chat(session: AsyncSession, person_id: int) -> tuple[str, str] | None:

@@ -37,12 +37,12 @@ def test_example_config_is_valid_and_documents_every_key():
 
 def test_env_overrides_every_documented_name():
     s = load_settings(environ={
-        "BANGFU_DATABASE__URL": "postgresql+asyncpg://u@h/db", "BANGFU_TELEGRAM__TOKEN": "123:abc",
+        "BANGFU_DATABASE__URL": "postgresql+asyncpg://u@h/db", "BANGFU_TELEGRAM__TOKEN": "123456789:AAFakeTokenForTestsOnly_abcdefghijk",
         "BANGFU_TELEGRAM__API_BASE": "http://127.0.0.1:9", "BANGFU_TELEGRAM__FRAMEWORK": "ptb",
         "BANGFU_REMINDERS__CADENCE_DAYS": '{"监测户": 3}', "BANGFU_LIMITS__MAX_FILE_BYTES": "1000",
     })
     assert s.database.url.startswith("postgresql")
-    assert s.telegram.token is not None and s.telegram.token.get_secret_value() == "123:abc"
+    assert s.telegram.token is not None and s.telegram.token.get_secret_value() == "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
     assert s.telegram.api_base == "http://127.0.0.1:9" and s.telegram.framework == "ptb"
     assert s.reminders.cadence_days == {"监测户": 3} and s.limits.max_file_bytes == 1000
 

@@ -43,8 +43,10 @@ async def seed_activity(sm) -> World:
     n = iter(range(1, 10_000))
     async with sm() as s, s.begin():
         def v(hh: str, day: date, cadre: str = "李明", deleted: bool = False) -> Visit:
+            # Logged the evening of the visit, as the bot would record it (created_at is "known since").
+            at = datetime.combine(day, datetime.min.time(), TZ).replace(hour=19).astimezone(UTC)
             x = Visit(source_key=f"d:{next(n)}", cadre_id=p[cadre].id, household_id=h[hh].id, visit_date=day,
-                      deleted=deleted)
+                      deleted=deleted, created_at=at, updated_at=at)
             s.add(x)
             return x
 
@@ -75,11 +77,16 @@ async def seed_activity(sm) -> World:
         s.add(ts)
         await s.flush()
         vill = w.villages
+        signed = datetime(2026, 11, 20, 10, tzinfo=TZ)  # W47: sign-ups made before the week of the session
         s.add_all([
-            Signup(session_id=ts.id, participant_name="甲", village_id=vill["大坝村"].id, status="attended"),
-            Signup(session_id=ts.id, participant_name="乙", village_id=vill["高坡村"].id, status="no_show"),
-            Signup(session_id=ts.id, participant_name="丙", village_id=vill["大坝村"].id, status="cancelled"),
-            Signup(session_id=ts.id, participant_name="丁", village_id=vill["水井村"].id, status="attended"),
+            Signup(session_id=ts.id, participant_name="甲", village_id=vill["大坝村"].id, status="attended",
+                   created_at=signed),
+            Signup(session_id=ts.id, participant_name="乙", village_id=vill["高坡村"].id, status="no_show",
+                   created_at=signed),
+            Signup(session_id=ts.id, participant_name="丙", village_id=vill["大坝村"].id, status="cancelled",
+                   created_at=datetime(2026, 11, 24, 10, tzinfo=TZ)),
+            Signup(session_id=ts.id, participant_name="丁", village_id=vill["水井村"].id, status="attended",
+                   created_at=signed),
         ])
         s.add(ChatIdentity(person_id=p["周督查"].id, channel="telegram", external_id="sup", chat_id="chat-sup"))
     return w

@@ -34,11 +34,11 @@ def test_course_cli(sqlite_url: str, tmp_path: Path) -> None:
 
     out = cli("course", "add", "刺梨种植", "--start", "2030-12-05 09:00", "--place", "镇农技站", "--capacity", "40",
               "--quota-per-village", "5", "--deadline", "2030-12-01", "--eligible", "脱贫户,监测户", "--age", "18-55")
-    assert "session 1 created" in out and "check-in code" in out
+    assert "已创建培训场次 1：" in out and "签到码" in out
     bad = runner.invoke(main, ["course", "add", "电工", "--start", "2030-12-05", "--capacity", "5",
                                "--eligible", "富裕户"])
     assert bad.exit_code == 2 and "富裕户" in bad.output
-    assert "刺梨种植" in cli("course", "list") and "0/40 seated" in cli("course", "list")
+    assert "刺梨种植" in cli("course", "list") and "已报 0/40" in cli("course", "list")
 
     async def check_and_seed() -> None:
         eng = make_engine(sqlite_url)

@@ -367,8 +367,10 @@ def chat_key_of(raw: Any) -> str:
 class WebhookServer:
     """aiohttp endpoint Telegram POSTs updates to: 401 bad secret, 400 bad JSON, 500 not processed."""
 
-    def __init__(self, process: ProcessUpdate, *, secret: str, host: str, port: int, path: str) -> None:
+    def __init__(self, process: ProcessUpdate, *, secret: str, host: str, port: int, path: str,
+                 routes: Sequence[web.RouteDef] = ()) -> None:
         self._process = process
+        self._routes = list(routes)  # the process's own /healthz and /metrics (bot/metrics.py)
         self._secret = secret.encode()
         self._host = host
         self._port = port
@@ -384,6 +386,7 @@ class WebhookServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post(self._path, self._handle)
+        app.add_routes(self._routes)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
@@ -507,6 +510,8 @@ class TelegramTransportBase(abc.ABC):
         self._on_update: OnUpdate | None = None
         self._poller: Poller | None = None
         self._webhook: WebhookServer | None = None
+        # Extra GET routes for the webhook server (health, metrics), set by the App before start.
+        self.http_routes: list[web.RouteDef] = []
         self._background: set[asyncio.Task[None]] = set()
         self._started = False
 
@@ -559,6 +564,9 @@ class TelegramTransportBase(abc.ABC):
     @abc.abstractmethod
     def _map_error(self, exc: BaseException) -> DeliveryError: ...
 
+    def serves_http(self) -> bool:
+        return bool(self.webhook_url)
+
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, on_update: OnUpdate) -> None:
@@ -572,7 +580,7 @@ class TelegramTransportBase(abc.ABC):
             await self._logged("setMyCommands", lambda: self._fw_set_commands(self.commands))
         if self.webhook_url:
             self._webhook = WebhookServer(self._fw_process, secret=self.webhook_secret, host=self.listen_host,
-                                          port=self.listen_port, path=self.webhook_path)
+                                          port=self.listen_port, path=self.webhook_path, routes=self.http_routes)
             await self._webhook.start()
             url = self.webhook_url
             if not await self._logged("setWebhook", lambda: self._fw_set_webhook(url, self.webhook_secret)):

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import csv
 import fcntl
+import json
 import os
+import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.fakes.botapi import FakeBotAPI
@@ -75,7 +79,7 @@ def build_template(work: Path) -> tuple[Path, str]:
     env = base_env(db)
     init = subprocess.run([*bangfu_cmd(), "init"], cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert init.returncode == 0, init.stderr
-    assert "database ready" in init.stdout
+    assert "数据库已就绪" in init.stdout
     imp = subprocess.run([*bangfu_cmd(), "import", str(SAMPLE_XLSX)], cwd=work, env=env, capture_output=True,
                          text=True, timeout=120)
     assert imp.returncode == 0, imp.stderr
@@ -108,11 +112,28 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str
         return db, code
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @dataclass
 class Running:
     proc: asyncio.subprocess.Process
     db: Path
     log: Path
+    ops: str  # base URL of the health and metrics listener
+
+    async def get(self, path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as http, http.get(self.ops + path) as r:
+            return r.status, await r.text()
+
+    async def updates_handled(self) -> float:
+        status, text = await self.get("/metrics")
+        assert status == 200, text
+        m = re.search(r'^bangfu_updates_handled_total\{channel="telegram"\} (\S+)$', text, re.M)
+        return float(m.group(1)) if m else 0.0
 
     def stderr(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
@@ -145,12 +166,15 @@ async def start_bot(api: FakeBotAPI, db: Path, cwd: Path, framework: str) -> Run
         "BANGFU_TELEGRAM__API_BASE": api.base_url,
         "BANGFU_TELEGRAM__POLL_TIMEOUT": "1",
         "BANGFU_TELEGRAM__FRAMEWORK": framework,
+        # A polling deployment with the optional health/metrics listener; one framework logs JSON.
+        "BANGFU_APP__METRICS_LISTEN": f"127.0.0.1:{free_port()}",
+        "BANGFU_APP__LOG_FORMAT": "json" if framework == "ptb" else "text",
     })
     log = cwd / f"run-{framework}.log"
     with log.open("wb") as sink:  # a file, not a pipe: a chatty bot can never block on a full pipe
         proc = await asyncio.create_subprocess_exec(*bangfu_cmd(), "run", cwd=cwd, env=env,
                                                     stdout=sink, stderr=subprocess.STDOUT)
-    running = Running(proc, db, log)
+    running = Running(proc, db, log, "http://" + env["BANGFU_APP__METRICS_LISTEN"])
     try:
         await api.wait_for(lambda: bool(api.calls("getUpdates")) or proc.returncode is not None, START_TIMEOUT)
     except TimeoutError:
@@ -208,11 +232,23 @@ async def test_bangfu_run_binds_logs_a_visit_and_stops_on_signal(
     welcome = await wait_text(api, USER, "绑定成功")
     assert sample.cadre in welcome["text"]
 
+    status, body = await running.get("/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok", "database": "ok"}
+    handled = await running.updates_handled()
+    assert handled == 2  # the stranger and /start
     n = len(api.messages_to(USER))
     api.push_update(api.make_text_update(USER, USER, f"今天去{sample.village}{sample.head}家，缺大米一袋"))
     card = await wait_text(api, USER, "已记录走访", after=n)
     assert sample.head in card["text"] and "大米" in card["text"]
     assert running.visits() == 1
+    assert await running.updates_handled() == handled + 1  # the visit moved the counter
+    _, metrics = await running.get("/metrics")
+    for name in ("bangfu_update_errors_total", "bangfu_outbox_backlog", "bangfu_outbox_oldest_age_seconds",
+                 "bangfu_send_seconds_bucket", "bangfu_send_retry_after_total", "bangfu_scheduler_leader",
+                 "bangfu_scheduler_jobs_run"):
+        assert name in metrics, name
+    assert re.search(r"^bangfu_scheduler_leader 1\.0$", metrics, re.M), metrics  # the only process leads
+    assert re.search(r'^bangfu_send_seconds_count\{channel="telegram"\} [1-9]', metrics, re.M), metrics
 
     # Only standard Bot API methods, all answered successfully.
     used = {c.method for c in api.sent}
@@ -227,4 +263,12 @@ async def test_bangfu_run_binds_logs_a_visit_and_stops_on_signal(
     assert rc == 0, f"exit code {rc} after {sig.name}; log:\n{log[-3000:]}"
     assert "Traceback" not in log, log[-3000:]
     assert TOKEN.split(":")[1] not in log  # the log never shows the bot token
+    # Times in the deployment's zone with its offset; with log_format = "json", one object a line.
+    lines = [x for x in log.splitlines() if x.strip()]
+    assert lines
+    if framework == "ptb":
+        rows = [json.loads(x) for x in lines]
+        assert all(r["time"].endswith("+08:00") and r["level"] and "message" in r for r in rows), rows[:3]
+    else:
+        assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00 [A-Z]+ ", x) for x in lines), lines[:5]
     assert not api.pending_updates  # everything it processed was confirmed

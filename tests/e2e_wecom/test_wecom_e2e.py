@@ -331,9 +331,9 @@ def test_bangfu_run_starts_with_wecom_only(clean_env: pytest.MonkeyPatch) -> Non
     clean_env.setattr(cli, "setup_logging", lambda *a, **k: None)
     res = CliRunner().invoke(cli.main, ["run"], env=WECOM_ENV)
     assert isinstance(res.exception, _Started), (res.exit_code, res.output, res.exception)
-    assert "no channel configured" not in res.output
+    assert "没有配置任何渠道" not in res.output
     assert started == [["wecom"]]
 
     res = CliRunner().invoke(cli.main, ["run"], env={"BANGFU_WECOM__ENABLED": "false"})
-    assert res.exit_code == 2 and "no channel configured" in res.output
+    assert res.exit_code == 2 and "没有配置任何渠道" in res.output
     assert started == [["wecom"]]

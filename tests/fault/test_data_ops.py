@@ -36,7 +36,7 @@ def test_backup_and_restore_refuses_to_overwrite(sqlite_url, tmp_path):
         assert c.execute("select count(*) from household").fetchone()[0] == 5
 
     r = CliRunner().invoke(main, ["restore", str(tmp_path / "b.db")], env=_env(sqlite_url))
-    assert r.exit_code == 1 and "refusing" in r.output
+    assert r.exit_code == 1 and "不会覆盖" in r.output
 
     fresh = f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"
     r = CliRunner().invoke(main, ["restore", str(tmp_path / "b.db")], env=_env(fresh))
@@ -52,7 +52,7 @@ def test_restore_rejects_a_non_backup(sqlite_url, tmp_path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"not a database at all" * 100)
     r = CliRunner().invoke(main, ["restore", str(junk)], env=_env(sqlite_url))
-    assert r.exit_code == 2 and "not a bangfu SQLite backup" in r.output
+    assert r.exit_code == 2 and "不是 bangfu 的 SQLite 备份" in r.output
 
 
 def test_invite_is_audited(sqlite_url):

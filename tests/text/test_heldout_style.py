@@ -1,6 +1,7 @@
 """Held-out-style sets (tests/text/data/heldout_style_*.jsonl): messages written in the dev-set style but with new
-wording, names, villages and dates, annotated per /work/shared/data/README.md before the parser was tuned on them.
-Scored with the shared scorer; the floors sit a little below the current scores so regressions show."""
+wording, names, villages and dates, annotated per tests/text/data/SCHEMA.md before the parser was tuned on them.
+Scored with the annotation set's scorer (tests/text/tools); the floors sit a little below the current scores so
+regressions show."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCORER = ROOT.parent / "shared" / "tools" / "score_parse.py"
+SCORER = Path(__file__).resolve().parent / "tools" / "score_parse.py"
 DATA = Path(__file__).resolve().parent / "data"
 BANGFU = Path(sys.executable).with_name("bangfu")
 
 
-@pytest.mark.skipif(not SCORER.exists(), reason="shared scorer not available")
 @pytest.mark.parametrize(("name", "floor"), [("heldout_style_visits.jsonl", 0.93), ("heldout_style_signups.jsonl", 0.90)])
 def test_heldout_style_score(name: str, floor: float, tmp_path: Path) -> None:
     src = DATA / name

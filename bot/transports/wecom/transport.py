@@ -189,6 +189,8 @@ class WeComTransport:
         self._user_window = SlidingWindow(PER_USER_PER_MINUTE, 60.0)
         self._on_update: OnUpdate | None = None
         self._runner: web.AppRunner | None = None
+        # Extra GET routes for the callback server (health, metrics), set by the App before start.
+        self.http_routes: list[web.RouteDef] = []
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._resume: dict[str, tuple[int, str | None, float]] = {}
@@ -202,11 +204,15 @@ class WeComTransport:
             raise RuntimeError("transport not started")
         return f"http://{self._listen[0]}:{self.port}{self._callback_path}"
 
+    def serves_http(self) -> bool:
+        return True
+
     async def start(self, on_update: OnUpdate) -> None:
         self._on_update = on_update
         app = web.Application(client_max_size=self._max_body)
         app.router.add_get(self._callback_path, self._handle_get)
         app.router.add_post(self._callback_path, self._handle_post)
+        app.add_routes(self.http_routes)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._listen[0], self._listen[1])
