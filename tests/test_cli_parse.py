@@ -18,8 +18,13 @@ DATA = TEXT / "data"
 SCORER = TEXT / "tools" / "score_parse.py"
 
 
-@pytest.mark.parametrize(("name", "floor"), [("visit_logs_dev", 0.90), ("signups_dev", 0.90),
-                                             ("visit_logs_dev2", 0.76), ("signups_dev2", 0.85)])
+# Floors sit a little under today's scores, so a parser change that loses ground on any set fails here. The
+# unseen sets were written by annotators who never read the parser; their first-sight scores are in bench/README.md.
+@pytest.mark.parametrize(("name", "floor"), [("visit_logs_dev", 0.98), ("signups_dev", 0.96),
+                                             ("visit_logs_dev2", 0.92), ("signups_dev2", 0.96),
+                                             ("heldout_style_visits", 0.96), ("heldout_style_signups", 0.98),
+                                             ("unseen3_visits", 0.90), ("unseen3_signups", 0.98),
+                                             ("unseen4_visits", 0.78), ("unseen4_signups", 0.82)])
 def test_dev_set_through_cli_scores(name: str, floor: float, tmp_path: Path) -> None:
     expected = DATA / f"{name}.jsonl"
     r = CliRunner().invoke(main, ["parse"], input=expected.read_bytes())
