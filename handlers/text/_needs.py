@@ -214,10 +214,26 @@ def homophone_fixed(masked: str) -> str:
     return masked if chars is None else "".join(chars)
 
 
+def _gaps_and(cls: list[Clause], n: int) -> list[Clause]:
+    """The clauses plus the separators between them, as clauses, so that joining them rebuilds the text."""
+    out: list[Clause] = []
+    pos = 0
+    for c in cls:
+        if c.start > pos:
+            out.append(Clause(pos, c.start, "", False))
+        out.append(c)
+        pos = c.end
+    if pos < n:
+        out.append(Clause(pos, n, "", False))
+    return out
+
+
 def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: str, single: bool = True) -> list[Need]:
     """Needs in clause order. `masked` is `text` with names/villages/dates blanked so 水井村 is not 水井.
     `single`: the message is about one household, so a "no problems" statement speaks for all of it."""
-    masked = homophone_fixed(masked)
+    # a clause already naming a need keyword needs no homophone repair; only the others are scanned
+    masked = "".join(homophone_fixed(masked[c.start:c.end]) if not _KW_RE.search(masked, c.start, c.end)
+                     else masked[c.start:c.end] for c in _gaps_and(cls, len(masked))) if cls else masked
     needs: list[Need] = []
     prev_status: str | None = None
     for idx, c in enumerate(cls):

@@ -257,8 +257,10 @@ class _Hit:
 
 def _view(text: str) -> str:
     """A length-preserving normalised copy, so that offsets found in it quote the caller's own text."""
-    if text.isascii() or unicodedata.is_normalized("NFKC", text):
-        out = [text]
+    whole = text if text.isascii() else unicodedata.normalize("NFKC", text)
+    if len(whole) == len(text) and all(len(unicodedata.normalize("NFKC", a)) == 1 for a, b in zip(text, whole, strict=True)
+                                       if a != b):
+        out = [whole]  # the usual case: full-width punctuation folds char for char, so one call does it
         ascii_only = True
     else:
         out = []
@@ -352,6 +354,18 @@ def _evidence(text: str, s: _Scan, h: _Hit) -> str:
     return text[lo:hi].strip() or text[h.start:h.end]
 
 
+def _any_cue() -> re.Pattern[str]:
+    # Three messages in four state no risk at all; one pass of the union of every type's cues settles those
+    # before the per-type scans (each hit below needs one of these patterns to match, so nothing is lost).
+    parts = (_ACCIDENT, _DISABLED, _DISASTER_DIRECT, _FARM, _HAZARD, _HOUSE, _ILL_COST, _ILL_HOSPITAL, _ILL_SERIOUS,
+             _INCOME_LOSS, _INCOME_PRICE, _JOB, _LABOUR_SOLE, _LABOUR_STRONG, _LABOUR_UNABLE, _OTHER, _SCHOOL_COST,
+             _SCHOOL_DROPOUT, _SCHOOL_SHORT, _SPEND_EVENT, _SPEND_GENERIC, _WATER)
+    return re.compile("|".join(f"(?:{p})" for p in parts))
+
+
+_ANY_CUE = _any_cue()
+
+
 def find_risks(text: str) -> list[Risk]:
     """Risk signals stated in `text` (a raw or normalised message), one per type, in order of appearance.
 
@@ -360,6 +374,8 @@ def find_risks(text: str) -> list[Risk]:
         return []
     text = text[:MAX_CHARS]
     view = _view(text)
+    if _ANY_CUE.search(view) is None:
+        return []
     s = _Scan(view)
 
     accidents = [h for h in s.find(RiskType.ACCIDENT, _ACCIDENT)
