@@ -35,7 +35,9 @@ async def world(sqlite_url):
         row = await s.get(Household, hh.id)
         assert row is not None
         row.poverty_cause = EVIL[1]
-        v = Visit(source_key="f:1", cadre_id=cadre.id, household_id=hh.id, visit_date=WEEK, raw_text=EVIL[0])
+        # logged inside the week: the digest counts only what was recorded by the week's end
+        v = Visit(source_key="f:1", cadre_id=cadre.id, household_id=hh.id, visit_date=WEEK, raw_text=EVIL[0],
+                  created_at=datetime(2026, 11, 23, 10, tzinfo=TZ))
         s.add(v)
         await s.flush()
         s.add_all([
