@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.text import Candidate, HouseholdRef, Registry
 from handlers.text.registry import NameQuery, age_fits, read_name, village_stems
 from storage.accounts import LookupArea, in_area
-from storage.models import Household, OrgUnit
+from storage.models import CacheVersion, Household, OrgUnit
 
 
 @dataclass
@@ -37,10 +37,22 @@ async def _signature(session: AsyncSession) -> tuple[Any, ...]:
     return (*tuple(row), *tuple((await session.execute(vq)).one()))
 
 
+# Set on the session by the runtime: the 'households' change token it read at the start of the update.
+TOKEN_KEY = "bangfu.households_token"
+
+
 async def get_registry(session: AsyncSession) -> Registry:
-    """The registry of every household, rebuilt only when the household table changed (no restart)."""
+    """The registry of every household, rebuilt only when the household table changed (no restart).
+
+    Inside an update the check is free: the runtime read the change token (moved by triggers on household
+    writes) with the sender's; elsewhere it is one query. Without a token row (a truncated database), count
+    and max id are compared as before."""
     key = str(session.get_bind().engine.url)
-    sig = await _signature(session)
+    token = session.info.get(TOKEN_KEY)
+    if token is None:
+        tq = select(CacheVersion.token).where(CacheVersion.name == "households")
+        token = (await session.execute(tq)).scalar_one_or_none()
+    sig = ("token", token) if token is not None else await _signature(session)
     cached = _cache.get(key)
     if cached is not None and cached.signature == sig:
         return cached.registry
