@@ -135,6 +135,12 @@ class App:
         # Load the segmenter's dictionary before the first update arrives: done lazily, the first
         # message would block the loop for a second or more (past WeCom's 5 s callback limit under load).
         await asyncio.to_thread(warm_up_parser)
+        # And the household registry (in a thread when large): otherwise the first visit builds it.
+        from handlers.resolver import warm_up
+
+        assert self.sessionmaker is not None
+        async with self.sessionmaker() as s:
+            await warm_up(s)
         for t in self.transports:
             if polls(t) and self.engine is not None:
                 lease = PollLease(self.engine, t.token)  # type: ignore[attr-defined]

@@ -11,11 +11,12 @@ from typing import Any, TypeGuard
 
 from sqlalchemy import ColumnElement, or_, select
 
+from handlers import resolver
 from handlers.callbacks import AddHousehold, CardAction, PickDate, PickHousehold, RegistryChangeAction
 from handlers.context import Context
 from handlers.format import clip, fmt_change, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry, resolve_written
-from handlers.text import Correction, parse, parse_correction
+from handlers.text import Correction, HouseholdRef, parse, parse_correction
 from handlers.text.registry import kin_mentions, villages_in_text
 from handlers.text.restate import mentions, restate_quantity
 from handlers.types import Button, Reply
@@ -310,6 +311,7 @@ async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
     await ctx.session.flush()
     assert ctx.person is not None
     ctx.session.add(Pairing(person_id=ctx.person.id, household_id=h.id, since=ctx.now))
+    resolver.added(ctx.session, HouseholdRef(id=h.id, head=h.head_name, village=village.name))
     item["hid"], item["how"] = h.id, "added"
     entry.pending = {**entry.pending, "heads": items}
     await _continue(ctx, entry)

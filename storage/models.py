@@ -440,7 +440,7 @@ class AuditLog(Base):
 
 class CacheVersion(Base):
     """A change token per cached kind of data, replaced with a random value by database triggers (migration
-    0002) on every write that could make a process's cache stale: 'people' (people, chat identities,
+    0003) on every write that could make a process's cache stale: 'people' (people, chat identities,
     pairings, org units: who a sender is and what they may see) and 'households' (households and org-unit
     names: the name registry). Random, not a counter, so a truncated and refilled database can never
     reproduce a token a process cached; a missing row means "do not trust any cache"."""
