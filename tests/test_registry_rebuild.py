@@ -34,7 +34,7 @@ async def big_bot(sqlite_url: str) -> Any:
     engine = make_engine(sqlite_url)
     bot = await make_bot(make_sessionmaker(engine))
     await bot.bind("u1", "李明")
-    await _import(bot, _names(3 * resolver.BACKGROUND_ABOVE // 2))
+    await _import(bot, _names(5 * resolver.BACKGROUND_ABOVE))
     resolver.forget()
     yield bot
     resolver.forget()
@@ -72,7 +72,7 @@ async def test_an_import_while_chatting_makes_no_reply_wait_for_the_rebuild(big_
     on_loop_ms = 1000 * (time.perf_counter() - t0)
     assert on_loop_ms > 2 * WAIT_MS, f"registry too small to show anything: a rebuild takes {on_loop_ms:.0f} ms"
 
-    new = _names(50, offset=10_000)
+    new = _names(50, offset=40_000)
     await _import(bot, new)  # another process imports a roster: the token moves
     waits.clear()
     found, deadline = False, time.monotonic() + 60
