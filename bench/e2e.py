@@ -1,6 +1,6 @@
 """End-to-end throughput and latency: visit-log messages through the real bot vs a bare aiogram echo bot.
 
-    python bench/e2e.py [--n 500] [--users 50] [--framework aiogram|ptb|both] [--telegram-limits]
+    python bench/e2e.py [--n 500] [--users 50] [--framework aiogram|ptb|both] [--telegram-limits] [--profile FILE]
 
 bangfu: the real App (Telegram transport polling FakeBotAPI with poll_timeout=1, dispatcher, handlers, outbox)
 on a throwaway SQLite database (or --db-url) seeded with `--users` cadres, each bound to a Telegram user and
@@ -17,14 +17,23 @@ phase (one message per user by default: jieba's dictionary, the registry cache, 
 By default the outbox's Telegram flood limits (30 msg/s per bot, ~1 msg/s per chat) are lifted so the bench
 measures the bot, not the limit; --telegram-limits keeps them (then bangfu is capped near 30 msg/s by design).
 Everything runs in one process and event loop (the fake server too), as the echo bot does.
+
+Per run it also prints CPU ms per update (process CPU time of the measured phase ÷ updates; the fake server's
+share included, as for the echo bot) and statements per update (every cursor execute of the bot's engine,
+counted with a `before_cursor_execute` event: BEGIN, SAVEPOINT and RELEASE included, COMMIT not, being a
+DBAPI call). --profile FILE runs cProfile over the measured phase and writes a per-phase table (own time by
+layer: parser, handlers, bot glue, storage, ORM, Core, drivers, framework, HTTP, asyncio) and the top functions.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import logging
 import math
+import pstats
 import sys
 import tempfile
 import time
@@ -80,6 +89,16 @@ class Result:
     bad_replies: int = 0
     unexpected: int = 0
     notes: list[str] = field(default_factory=list)
+    cpu: float = float("nan")  # process CPU seconds of the measured phase
+    statements: int | None = None  # cursor executes of the measured phase (bangfu only)
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / self.n if self.n else float("nan")
+
+    @property
+    def stmts(self) -> float | None:
+        return None if self.statements is None else self.statements / self.n
 
     @property
     def rate(self) -> float:
@@ -117,6 +136,34 @@ async def closed_loop(api: BenchAPI, texts: Texts, start: int, count: int, expec
     return time.perf_counter() - t0, latencies, bad
 
 
+class Measured:
+    """Process CPU, statements and (optionally) a cProfile over one phase."""
+
+    def __init__(self, profile: bool) -> None:
+        self.statements = 0
+        self.profiler = cProfile.Profile() if profile else None
+
+    def count_statements(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        def before(*_: Any) -> None:
+            self.statements += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", before)
+
+    def __enter__(self) -> Measured:
+        self.statements = 0
+        self.cpu0 = time.process_time()
+        if self.profiler is not None:
+            self.profiler.enable()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.profiler is not None:
+            self.profiler.disable()
+        self.cpu = time.process_time() - self.cpu0
+
+
 # ---- bangfu ----------------------------------------------------------------------------------------
 
 
@@ -151,7 +198,7 @@ async def seed(sm: Any, users: int, per_user: int) -> Texts:
 
 
 async def run_bangfu(framework: str, n: int, users: int, warmup: int, db_url: str | None,
-                     telegram_limits: bool) -> Result:
+                     telegram_limits: bool, profile: bool = False) -> tuple[Result, Measured]:
     from sqlalchemy import func, select
 
     from bot.app import App, telegram_transport
@@ -175,10 +222,13 @@ async def run_bangfu(framework: str, n: int, users: int, warmup: int, db_url: st
     app = App(settings, transports=[transport], with_scheduler=False)
     await app.build()
     texts = await seed(app.sessionmaker, users, per_user_w + per_user_n)
+    m = Measured(profile)
+    m.count_statements(app.engine)
     await app.start()
     try:
         await closed_loop(api, texts, 0, per_user_w, "已记录走访")
-        wall, lat, bad = await closed_loop(api, texts, per_user_w, per_user_n, "已记录走访")
+        with m:
+            wall, lat, bad = await closed_loop(api, texts, per_user_w, per_user_n, "已记录走访")
         assert app.sessionmaker is not None
         async with app.sessionmaker() as s:
             visits = int((await s.execute(select(func.count()).select_from(Visit))).scalar_one())
@@ -186,11 +236,12 @@ async def run_bangfu(framework: str, n: int, users: int, warmup: int, db_url: st
         await app.stop()
         await api.stop()
         tmp.cleanup()
-    r = Result(f"bangfu ({framework})", len(lat), wall, lat, bad, api.unexpected)
+    r = Result(f"bangfu ({framework})", len(lat), wall, lat, bad, api.unexpected, cpu=m.cpu,
+               statements=m.statements)
     expected = users * (per_user_w + per_user_n)
     if visits != expected:
         r.notes.append(f"{visits} visits stored, expected {expected}")
-    return r
+    return r, m
 
 
 # ---- the echo bot ----------------------------------------------------------------------------------
@@ -217,24 +268,28 @@ async def run_echo(n: int, users: int, warmup: int) -> Result:
              for i in range(users)}
     try:
         await closed_loop(api, texts, 0, per_user_w, None)
+        cpu0 = time.process_time()
         wall, lat, _ = await closed_loop(api, texts, per_user_w, per_user_n, None)
+        cpu = time.process_time() - cpu0
     finally:
         await dp.stop_polling()
         await polling
         await bot.session.close()
         await api.stop()
-    return Result("aiogram echo", len(lat), wall, lat, 0, api.unexpected)
+    return Result("aiogram echo", len(lat), wall, lat, 0, api.unexpected, cpu=cpu)
 
 
 # ---- report ----------------------------------------------------------------------------------------
 
 
 def table(results: list[Result], echo: Result, limits: bool) -> str:
-    head = ["bot", "replies", "wall s", "msgs/s", "p50 ms", "p99 ms", "msgs/s ÷ echo", "p50 × echo"]
+    head = ["bot", "replies", "wall s", "msgs/s", "p50 ms", "p99 ms", "CPU ms/update", "stmts/update",
+            "msgs/s ÷ echo", "p50 × echo"]
     rows = []
     for r in [*results, echo]:
         rows.append([r.name, str(r.n), f"{r.wall:.2f}", f"{r.rate:.1f}", f"{1000 * r.pct(0.5):.1f}",
-                     f"{1000 * r.pct(0.99):.1f}",
+                     f"{1000 * r.pct(0.99):.1f}", f"{r.cpu_ms:.2f}",
+                     "-" if r.stmts is None else f"{r.stmts:.1f}",
                      f"{r.rate / echo.rate:.3f}" if r is not echo else "1",
                      f"{r.pct(0.5) / echo.pct(0.5):.1f}" if r is not echo else "1"])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -251,11 +306,58 @@ def table(results: list[Result], echo: Result, limits: bool) -> str:
     return "\n".join(lines)
 
 
+# Layers an update's CPU goes to, by where the code lives (first match wins). cProfile's own time per
+# function adds up (cumulative times of coroutines do not: they count the tasks they wait for).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("parser (handlers/text, jieba, pypinyin)", ("/handlers/text/", "/jieba/", "/pypinyin/")),
+    ("handlers", ("/handlers/",)),
+    ("dispatch, outbox, transport glue (bot/)", ("/bot/",)),
+    ("storage/ (query functions)", ("/storage/",)),
+    ("SQLAlchemy ORM", ("/sqlalchemy/orm/",)),
+    ("SQLAlchemy core, engine, dialects", ("/sqlalchemy/",)),
+    # aiosqlite hands every call to its thread through a queue: that put (and the GIL wait behind it) shows
+    # up as SimpleQueue.put_nowait; SQLAlchemy's async bridge is the greenlet switch.
+    ("database drivers and thread hand-offs", ("/aiosqlite/", "/asyncpg/", "sqlite3", "_queue.SimpleQueue",
+                                               "greenlet")),
+    ("framework (aiogram, telegram, pydantic)", ("/aiogram/", "/telegram/", "/pydantic", "/magic_filter/")),
+    ("HTTP (aiohttp, httpx, fake Bot API)", ("/aiohttp/", "/httpx/", "/httpcore/", "/yarl/", "/multidict/",
+                                            "/tests/fakes/")),
+    ("asyncio and threads", ("/asyncio/", "threading.py", "concurrent/", "select.epoll", "selectors.py")),
+    ("json", ("/json/", "json.")),
+]
+
+
+def phase_table(m: Measured, n: int) -> str:
+    assert m.profiler is not None
+    raw: dict[Any, Any] = pstats.Stats(m.profiler).stats  # type: ignore[attr-defined]
+    own: dict[str, float] = {}
+    for (file, _line, func), v in raw.items():
+        where = f"{file}:{func}"
+        label = next((lab for lab, keys in LAYERS if any(k in where for k in keys)), "other")
+        own[label] = own.get(label, 0.0) + v[2]
+    total = sum(own.values())
+    lines = [f"{'layer (own time in the event loop thread)':<48} {'ms/update':>10} {'share':>7}", "-" * 67]
+    for label, t in sorted(own.items(), key=lambda kv: -kv[1]):
+        lines.append(f"{label:<48} {1000 * t / n:>10.2f} {100 * t / total:>6.1f}%")
+    lines.append(f"{'process CPU, all threads (unprofiled figure above)':<48} {1000 * m.cpu / n:>10.2f}")
+    lines.append("(cProfile sees only the event loop's thread and adds overhead; 'asyncio and threads' includes "
+                 "the loop's idle wait in epoll; compare shares, not absolute times)")
+    out = io.StringIO()
+    pstats.Stats(m.profiler, stream=out).sort_stats("tottime").print_stats(30)
+    return "\n".join(lines) + "\n\ntop functions by own time:\n" + out.getvalue()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     frameworks = ["aiogram", "ptb"] if args.framework == "both" else [args.framework]
     results = []
     for fw in frameworks:
-        results.append(await run_bangfu(fw, args.n, args.users, args.warmup, args.db_url, args.telegram_limits))
+        r, m = await run_bangfu(fw, args.n, args.users, args.warmup, args.db_url, args.telegram_limits,
+                                profile=bool(args.profile))
+        results.append(r)
+        if args.profile:
+            path = Path(args.profile if len(frameworks) == 1 else f"{args.profile}.{fw}")
+            await asyncio.to_thread(path.write_text, f"{r.name}: {r.n} updates\n\n{phase_table(m, r.n)}", "utf-8")
+            print(f"per-phase profile written to {path}")
     echo = await run_echo(args.n, args.users, args.warmup)
     print(f"\n{args.n} visit messages from {args.users} users, closed loop (+{args.warmup} warm-up)")
     print(table(results, echo, args.telegram_limits))
@@ -269,6 +371,8 @@ def main() -> None:
     ap.add_argument("--framework", choices=["aiogram", "ptb", "both"], default="aiogram")
     ap.add_argument("--db-url", default=None, help="default: a throwaway SQLite file (must be empty if given)")
     ap.add_argument("--telegram-limits", action="store_true", help="keep the outbox's 30 msg/s limits")
+    ap.add_argument("--profile", metavar="FILE", default=None,
+                    help="cProfile the measured phase; write a per-phase table to FILE")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     asyncio.run(main_async(args))

@@ -4,6 +4,7 @@ order and stops them in reverse."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -105,6 +106,7 @@ class App:
         self.metrics = Metrics()
         self.ops_server: OpsServer | None = None
         self._started: list[Any] = []
+        self._registry_warm_up: asyncio.Task[None] | None = None
 
     def configured_transports(self) -> list[Transport]:
         if self._given_transports is not None:
@@ -135,6 +137,9 @@ class App:
         # Load the segmenter's dictionary before the first update arrives: done lazily, the first
         # message would block the loop for a second or more (past WeCom's 5 s callback limit under load).
         await asyncio.to_thread(warm_up_parser)
+        # And the household registry, in the background (its indexing in a thread when large): the channels
+        # start without waiting for it, and the first visit finds it built instead of building it.
+        self._registry_warm_up = asyncio.create_task(self._warm_up_registry())
         for t in self.transports:
             if polls(t) and self.engine is not None:
                 lease = PollLease(self.engine, t.token)  # type: ignore[attr-defined]
@@ -175,7 +180,22 @@ class App:
         finally:
             self.metrics.updates.labels(inc.channel).inc()
 
+    async def _warm_up_registry(self) -> None:
+        from handlers.resolver import warm_up
+
+        assert self.sessionmaker is not None
+        try:
+            async with self.sessionmaker() as s:
+                await warm_up(s)
+        except Exception:  # the first update builds it then
+            log.exception("registry warm-up failed")
+
     async def stop(self) -> None:
+        task = self._registry_warm_up
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for part in reversed(self._started):
             try:
                 await part.stop()

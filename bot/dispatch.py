@@ -1,7 +1,8 @@
 """Incoming → inbox row → route → handler → outbox rows, in one transaction behind one error boundary.
 
-A duplicate delivery finds its inbox row and does nothing. A handler error rolls back to a savepoint,
-so the raw message and an apology (with a reference code) are still stored; only the log sees the trace.
+A duplicate delivery finds its inbox row and does nothing. A handler error rolls the transaction back and
+a second one stores the raw message and an apology (with a reference code); only the log sees the trace.
+No savepoint in the common case: two statements per update saved, and the failure path is rare.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.ratelimit import SlidingWindow
 from bot.transports.choices import pick_choice
 from handlers.context import Clock, Context, Prefs
 from handlers.outgoing import send_reply
+from handlers.resolver import TOKEN_KEY as REGISTRY_TOKEN_KEY
 from handlers.routes import route
 from handlers.types import Button, Incoming, Reply, UserError
-from storage.accounts import find_identity, scope_for
 from storage.messages import card_for_message, inbox_insert, last_choices
-from storage.models import InboxMessage, Person
+from storage.models import InboxMessage
+from storage.senders import SenderCache, attach, read_tokens
 
 log = logging.getLogger("bangfu.dispatch")
 
@@ -101,6 +104,7 @@ class Dispatcher:
         self.on_outbox = on_outbox
         self.redis_clock = redis_url is not None
         self._senders: dict[tuple[str, str], list[Any]] = {}
+        self.sender_cache = SenderCache()
 
     async def __call__(self, inc: Incoming) -> None:
         await self.handle(inc)
@@ -127,23 +131,42 @@ class Dispatcher:
 
     async def _handle(self, inc: Incoming) -> None:
         now = self.clock.now().astimezone(self.prefs.tz)
-        wrote_outbox = False
+        try:
+            wrote_outbox = await self._attempt(inc, now)
+        except _HandlerFailed as f:
+            # The handler's writes are gone with its transaction; store the message and the apology anew.
+            async with self.sessionmaker() as session, session.begin():
+                inbox_id = await self._inbox(session, inc, now)
+                if inbox_id is None:  # another worker stored it meanwhile: that one answers
+                    return
+                await _set_state(session, inbox_id, f.state, now, f.error_ref)
+                await self._write_replies(session, f.incoming, f.replies, inbox_id, now)
+            wrote_outbox = True
+        if wrote_outbox and self.on_outbox is not None:
+            self.on_outbox()
+
+    async def _inbox(self, session: AsyncSession, inc: Incoming, now: datetime) -> int | None:
+        return await inbox_insert(
+            session, channel=inc.channel, chat_id=inc.chat.chat_id, message_key=inc.inbox_key[:128],
+            sender_id=inc.sender_id[:64], kind=inc.kind, text=inc.text or "", raw=_json_safe(_raw_for_inbox(inc)),
+            received_at=now.astimezone(UTC),
+        )
+
+    async def _attempt(self, inc: Incoming, now: datetime) -> bool:
+        """The update in one transaction; True when it wrote to the outbox. Raises _HandlerFailed (after
+        rolling back) when the handler failed."""
         async with self.sessionmaker() as session, session.begin():
             text = inc.text or ""
-            inbox_id = await inbox_insert(
-                session, channel=inc.channel, chat_id=inc.chat.chat_id, message_key=inc.inbox_key[:128],
-                sender_id=inc.sender_id[:64], kind=inc.kind, text=text, raw=_json_safe(_raw_for_inbox(inc)),
-                received_at=now.astimezone(UTC),
-            )
+            inbox_id = await self._inbox(session, inc, now)
             if inbox_id is None:
                 log.info("duplicate delivery %s/%s/%s ignored", inc.channel, inc.chat.chat_id, inc.inbox_key)
-                return
+                return False
             if inc.chat.is_group:
                 # Groups get bulletins; the bot does not read group chatter (privacy, and no busywork).
                 # Button presses too: buttons are only ever sent privately, and clients can forge their
                 # data, so a press "in a group" could make the bot post someone's records there.
                 await _set_state(session, inbox_id, "ignored", now)
-                return
+                return False
             verdict = await self.limiter.check((inc.channel, inc.sender_id),
                                                time.time() if self.redis_clock else time.monotonic())
             if verdict != "ok":
@@ -151,46 +174,43 @@ class Dispatcher:
                 if verdict == "warn":
                     await self._write_replies(session, inc, [Reply("您发得太快了，请稍等一分钟再发。刚才的消息都已保存。")],
                                               inbox_id, now)
-                    wrote_outbox = True
-            else:
-                ctx = Context(session=session, incoming=inc, now=now, prefs=replace(
-                    self.prefs, inline_buttons=self.inline_buttons.get(inc.channel, True)),
-                    inbox_id=inbox_id)
-                state, error_ref = "done", None
-                try:
-                    async with session.begin_nested():
-                        await self._prepare(ctx)
-                        if len(text) > self.prefs.max_text_chars:
-                            ctx.inbox_state = "too_long"
-                            ctx.reply(f"消息太长（{len(text)}字），最多{self.prefs.max_text_chars}字。"
-                                      "原文已保存，请分几条发送。")
-                        else:
-                            await route(ctx)
-                        state = ctx.inbox_state
-                except UserError as e:
-                    ctx.replies = [Reply(str(e))]
-                    state = "user_error"
-                except Exception:
-                    error_ref = secrets.token_hex(3).upper()
-                    log.exception("handler failed [ref %s] on %s/%s/%s", error_ref, inc.channel,
-                                  inc.chat.chat_id, inc.inbox_key)
-                    ctx.replies = [Reply(f"抱歉，处理这条消息时出错了（参考码 {error_ref}）。"
-                                         "原文已保存，请稍后再试或把参考码告诉管理员。")]
-                    state = "failed"
-                await _set_state(session, inbox_id, state, now, error_ref)
-                await self._write_replies(session, ctx.incoming, ctx.replies, inbox_id, now)
-                wrote_outbox = bool(ctx.replies)
-        if wrote_outbox and self.on_outbox is not None:
-            self.on_outbox()
+                    return True
+                return False
+            ctx = Context(session=session, incoming=inc, now=now, prefs=replace(
+                self.prefs, inline_buttons=self.inline_buttons.get(inc.channel, True)),
+                inbox_id=inbox_id)
+            try:
+                await self._prepare(ctx)
+                if len(text) > self.prefs.max_text_chars:
+                    ctx.inbox_state = "too_long"
+                    ctx.reply(f"消息太长（{len(text)}字），最多{self.prefs.max_text_chars}字。"
+                              "原文已保存，请分几条发送。")
+                else:
+                    await route(ctx)
+            except UserError as e:
+                raise _HandlerFailed(ctx.incoming, [Reply(str(e))], "user_error", None) from e
+            except Exception as e:
+                if _is_db_failure(e):
+                    raise  # not the handler's fault: the transport must not confirm the update
+                error_ref = secrets.token_hex(3).upper()
+                log.exception("handler failed [ref %s] on %s/%s/%s", error_ref, inc.channel,
+                              inc.chat.chat_id, inc.inbox_key)
+                raise _HandlerFailed(ctx.incoming, [Reply(
+                    f"抱歉，处理这条消息时出错了（参考码 {error_ref}）。原文已保存，请稍后再试或把参考码告诉管理员。")],
+                    "failed", error_ref) from e
+            await _set_state(session, inbox_id, ctx.inbox_state, now)
+            await self._write_replies(session, ctx.incoming, ctx.replies, inbox_id, now)
+            return bool(ctx.replies)
 
     async def _prepare(self, ctx: Context) -> None:
         inc = ctx.incoming
-        ident = await find_identity(ctx.session, inc.channel, inc.sender_id)
-        if ident is not None:
-            person = await ctx.session.get(Person, ident.person_id)
-            if person is not None and person.active:
-                ctx.identity, ctx.person = ident, person
-                ctx.scope = await scope_for(ctx.session, person)
+        tokens = await read_tokens(ctx.session)
+        if tokens.households is not None:
+            ctx.session.info[REGISTRY_TOKEN_KEY] = tokens.households
+        sender = await self.sender_cache.get(ctx.session, tokens, inc.channel, inc.sender_id)
+        if sender is not None:
+            ctx.identity, ctx.person = await attach(ctx.session, sender)
+            ctx.scope, ctx.sender = sender.scope, sender
         if inc.reply_to_message_id:
             ctx.card_key = await card_for_message(ctx.session, channel=inc.channel, chat_id=inc.chat.chat_id,
                                                   transport_message_id=inc.reply_to_message_id)
@@ -211,11 +231,28 @@ class Dispatcher:
             await send_reply(session, r, chat=inc.chat, inbox_id=inbox_id, now=now)
 
 
+class _HandlerFailed(Exception):
+    """The handler raised: what to store and answer instead, once its transaction is rolled back."""
+
+    def __init__(self, incoming: Incoming, replies: list[Reply], state: str, error_ref: str | None) -> None:
+        super().__init__(state)
+        self.incoming, self.replies, self.state, self.error_ref = incoming, replies, state, error_ref
+
+
+def _is_db_failure(e: BaseException) -> bool:
+    """A lost connection or an unusable database, as opposed to a handler's own error (a constraint a
+    handler violated is its bug, answered with an apology like any other)."""
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    return isinstance(e, DBAPIError) and not isinstance(e, IntegrityError) and (
+        e.connection_invalidated or type(e).__name__ in ("OperationalError", "InterfaceError"))
+
+
 async def _set_state(session: AsyncSession, inbox_id: int, state: str, now: datetime,
                      error_ref: str | None = None) -> None:
-    row = await session.get(InboxMessage, inbox_id)
-    if row is not None:
-        row.state, row.processed_at, row.error_ref = state, now.astimezone(UTC), error_ref
+    # Core UPDATE: no SELECT of the row the update just inserted.
+    await session.execute(update(InboxMessage).where(InboxMessage.id == inbox_id).values(
+        state=state, processed_at=now.astimezone(UTC), error_ref=error_ref))
 
 
 def _clean_str(s: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.types import ChatRef, Incoming, Reply
 from storage.accounts import Scope
 from storage.models import ChatIdentity, Person
+from storage.senders import Sender
 
 if TYPE_CHECKING:
     from handlers.text.faq import Faq
@@ -46,6 +47,7 @@ class Context:
     person: Person | None = None
     identity: ChatIdentity | None = None
     scope: Scope | None = None
+    sender: Sender | None = None  # the cached sender (scope, paired households, home village), if bound
     card_key: str | None = None  # the card the user replied to, if any
     inbox_id: int | None = None
     replies: list[Reply] = field(default_factory=list)

@@ -11,11 +11,12 @@ from typing import Any, TypeGuard
 
 from sqlalchemy import ColumnElement, or_, select
 
+from handlers import resolver
 from handlers.callbacks import AddHousehold, CardAction, PickDate, PickHousehold, RegistryChangeAction
 from handlers.context import Context
 from handlers.format import clip, fmt_change, fmt_date, fmt_qty, mask_personal
 from handlers.resolver import get_registry, resolve_written
-from handlers.text import Correction, parse, parse_correction
+from handlers.text import Correction, HouseholdRef, parse, parse_correction
 from handlers.text.registry import kin_mentions, villages_in_text
 from handlers.text.restate import mentions, restate_quantity
 from handlers.types import Button, Reply
@@ -85,8 +86,17 @@ def _to_date(v: Any) -> date | None:
 
 
 async def _home_village(ctx: Context) -> str | None:
+    if ctx.sender is not None:  # cached with the sender, valid for this update
+        return ctx.sender.home_village
     village = await home_village(ctx.session, ctx.person.unit_id if ctx.person else None)
     return village.name if village is not None else None
+
+
+async def _paired(ctx: Context) -> frozenset[int]:
+    assert ctx.person is not None
+    if ctx.sender is not None:
+        return ctx.sender.paired
+    return frozenset(await paired_household_ids(ctx.session, ctx.person.id))
 
 
 # ---------------------------------------------------------------- logging a visit
@@ -95,12 +105,36 @@ async def _home_village(ctx: Context) -> str | None:
 async def log_visit(ctx: Context, parsed: dict[str, Any]) -> None:
     assert ctx.person is not None
     key = source_key(ctx)
+    pending = await _resolve_heads(ctx, parsed, ctx.incoming.text)
+    # Written once, in its final state when no question is left (most visits): no UPDATE after the INSERT.
+    state = "pending"
+    if pending is None:
+        state = "unresolved"
+    elif _settled(pending):
+        state = "saved" if any(x["hid"] for x in pending["heads"]) else "dropped"
     entry = Entry(source_key=key, person_id=ctx.person.id, channel=ctx.incoming.channel,
-                  chat_id=ctx.chat.chat_id, raw_text=ctx.incoming.text, parse=parsed, state="pending",
-                  created_at=ctx.now, updated_at=ctx.now, history=[])
+                  chat_id=ctx.chat.chat_id, raw_text=ctx.incoming.text, parse=parsed, state=state,
+                  pending=pending, created_at=ctx.now, updated_at=ctx.now, history=[])
     ctx.session.add(entry)
     await ctx.session.flush()
-    await _start_resolution(ctx, entry, parsed)
+    if pending is None:
+        _reply_unresolved(ctx)
+        return
+    await _continue(ctx, entry)
+
+
+def _settled(pending: dict[str, Any]) -> bool:
+    """Every household and the date are known: `_continue` will save without asking."""
+    if any(x["hid"] is None and not x.get("skip") for x in pending["heads"]):
+        return False
+    return not (pending.get("date_cands") and not pending.get("date"))
+
+
+def _reply_unresolved(ctx: Context) -> None:
+    ctx.reply(
+        "我看出这是一条走访记录，但没认出是哪一户。\n"
+        "原文已保存。请补一句户主姓名和村，例如：\n“今天去大坝村王德明家，5口人，缺棉被两床”",
+    )
 
 
 async def resolve_entry(ctx: Context, entry: Entry) -> None:
@@ -110,24 +144,30 @@ async def resolve_entry(ctx: Context, entry: Entry) -> None:
 
 
 async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) -> None:
+    pending = await _resolve_heads(ctx, parsed, entry.raw_text)
+    if pending is None:
+        entry.state = "unresolved"
+        _reply_unresolved(ctx)
+        return
+    entry.pending = pending
+    await _continue(ctx, entry)
+
+
+async def _resolve_heads(ctx: Context, parsed: dict[str, Any], raw_text: str) -> dict[str, Any] | None:
+    """The entry's `pending` (candidates per household, the date question); None without a household."""
     assert ctx.person is not None and ctx.scope is not None
     heads = _as_list(parsed.get("household_head"))
     if not heads:
         # 看了老王 / 去杨奶奶家: a kin reference the parse did not take for a household still names candidates
-        heads = kin_mentions(entry.raw_text)[:1]
+        heads = kin_mentions(raw_text)[:1]
     if not heads:
-        entry.state = "unresolved"
-        ctx.reply(
-            "我看出这是一条走访记录，但没认出是哪一户。\n"
-            "原文已保存。请补一句户主姓名和村，例如：\n“今天去大坝村王德明家，5口人，缺棉被两床”",
-        )
-        return
+        return None
     reg = await get_registry(ctx.session)
-    paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
+    paired = await _paired(ctx)
     area = await lookup_area(ctx.session, ctx.person)
     home = await _home_village(ctx)
     # A bare village name the parse missed (鲍屯韦国祥, 高坡王德明) still decides, when the message names one.
-    in_text = villages_in_text(entry.raw_text, reg.villages) if len(heads) == 1 else []
+    in_text = villages_in_text(raw_text, reg.villages) if len(heads) == 1 else []
     items: list[dict[str, Any]] = []
     for i, head in enumerate(heads):
         village = _pick(parsed.get("village"), i)
@@ -145,9 +185,7 @@ async def _start_resolution(ctx: Context, entry: Entry, parsed: dict[str, Any]) 
             ctx.reply(f"“{name}”{OUTSIDE_AREA}，这一户没有记录。")
         items.append(item)
     date_v = parsed.get("visit_date")
-    entry.pending = {"heads": items, "date_cands": date_v.get("candidates") if _is_amb(date_v) else None,
-                     "date": None}
-    await _continue(ctx, entry)
+    return {"heads": items, "date_cands": date_v.get("candidates") if _is_amb(date_v) else None, "date": None}
 
 
 async def _continue(ctx: Context, entry: Entry) -> None:
@@ -273,6 +311,7 @@ async def on_add_household(ctx: Context, entry_id: int, index: int) -> None:
     await ctx.session.flush()
     assert ctx.person is not None
     ctx.session.add(Pairing(person_id=ctx.person.id, household_id=h.id, since=ctx.now))
+    resolver.added(ctx.session, HouseholdRef(id=h.id, head=h.head_name, village=village.name))
     item["hid"], item["how"] = h.id, "added"
     entry.pending = {**entry.pending, "heads": items}
     await _continue(ctx, entry)
@@ -651,7 +690,7 @@ async def _correct_household(ctx: Context, visits: list[Visit], new_name: str, o
     if target is None:
         return "有几户，不知道改哪一户，请写“是A不是B”。"
     reg = await get_registry(ctx.session)
-    paired = frozenset(await paired_household_ids(ctx.session, ctx.person.id))
+    paired = await _paired(ctx)
     cands = [c for c in reg.resolve(new_name, prefer_ids=paired) if c.reason in AUTO_REASONS]
     # Naming the household outright is the confirmation: any household of the lookup area may be set here.
     allowed = await in_area(ctx.session, await lookup_area(ctx.session, ctx.person), [c.household.id for c in cands])

@@ -51,7 +51,11 @@ def make_engine(url: str, **kw: Any) -> AsyncEngine:
     if "poolclass" not in kw:
         kw.setdefault("pool_size", 10)
         kw.setdefault("max_overflow", 20)
-    kw.setdefault("pool_pre_ping", True)
+    # No ping before every checkout (a round trip per transaction): a connection that died while idle
+    # fails its update, which is then retried (polling does not confirm it, a webhook answers 5xx) and
+    # nothing is lost; recycling connections before servers and proxies drop idle ones makes that rare.
+    kw.setdefault("pool_pre_ping", False)
+    kw.setdefault("pool_recycle", 1800)
     return create_async_engine(url, **kw)
 
 

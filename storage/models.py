@@ -436,3 +436,16 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class CacheVersion(Base):
+    """A change token per cached kind of data, replaced with a random value by database triggers (migration
+    0003) on every write that could make a process's cache stale: 'people' (people, chat identities,
+    pairings, org units: who a sender is and what they may see) and 'households' (households and org-unit
+    names: the name registry). Random, not a counter, so a truncated and refilled database can never
+    reproduce a token a process cached; a missing row means "do not trust any cache"."""
+
+    __tablename__ = "cache_version"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)

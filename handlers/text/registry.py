@@ -146,7 +146,34 @@ class Registry:
                     self.villages if villages is None else villages)
 
     def add(self, household: HouseholdRef) -> None:
-        self.update([*(h for h in self.households if h.id != household.id), household])
+        """Index one more household in place (a household added in chat): O(1), not a rebuild."""
+        if household.id in self._by_id or not household.head:
+            self.update([*(h for h in self.households if h.id != household.id), household])
+            return
+        h = household
+        tone, fuzzy = pinyin_keys(h.head)
+        with self._lock:
+            # Copy-on-write of the lists touched, so a resolve running in another thread sees either the
+            # old or the new entry, never a half-built one.
+            def put(index: dict[str, list[HouseholdRef]], key: str) -> None:
+                index[key] = [*index.get(key, ()), h]
+
+            put(self._by_head, h.head)
+            put(self._by_tone, tone)
+            put(self._by_fuzzy, fuzzy)
+            for m in _masks(h.head):
+                put(self._by_mask, m)
+            put(self._by_surname, surname_of(h.head))
+            for mem in h.members:
+                if mem and mem != h.head:
+                    put(self._by_member, mem)
+            self._by_id[h.id] = h
+            self.households = (*self.households, h)
+            self.names = self.names | {h.head, *(m for m in h.members if m)}
+            if h.village:
+                self.villages = self.villages | {h.village}
+            if self._tok is not None:
+                self._sync_words()
 
     def remove(self, household_id: int) -> None:
         self.update([h for h in self.households if h.id != household_id])
