@@ -247,7 +247,7 @@ def extract_needs(text: str, cls: list[Clause], fu_flags: list[bool], masked: st
         status, trig = trigger_status(ctext)
         if status is None and c.soft and prev_status is not None:
             status, trig = prev_status, ""
-        if status is None and idx + 1 < len(cls) and not fu_flags[idx + 1]:
+        if status is None and idx + 1 < len(cls) and not fu_flags[idx + 1] and _QTY_RE.search(ctext):
             # "复合肥4袋 已领" / "地膜2捆 还没到货": a short clause right after carries the item's status
             nxt = masked[cls[idx + 1].start:cls[idx + 1].end]
             if len(nxt) <= 6 and not _KW_RE.search(nxt) and not NO_NEED.search(nxt):
