@@ -381,7 +381,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if (not ok and (i in name_ends or text[i - 1:i] == "个" or _suffix_in(text[max(0, i - 4):i], _TRADE_SET))
                 and min(GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0), GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0)) >= 20
                 and (i + slen + 2 >= n or text[i + slen + 2] in _DELIMS or _SURNAME_POS.match(text, i + slen + 2)
-                     or text[i + slen + 2] in "还和一等两三四五六七八九十几个共"
+                     or text[i + slen + 2] in "还和一等两三四五六七八九十几个共报说去的"
                      or text[i + slen + 2].isdigit())):
             ok = True  # a list without spaces (郑玉兰龚小红), after a count (七个马德忠) or a trade (养鸡蒙开富)
         if i == handed_on:
@@ -420,7 +420,7 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
             continue
         three = nickname or glued or (bool(g2) and "\u4e00" <= g2 <= "\u9fff" and (g2 not in _NAME_STOP_AFTER or (
             g2 in _NAME_CHAR_UNLESS_TIME and g3 not in _TIME_TAIL) or (
-            GIVEN_CHARS.get(g2, 0) >= 50 and (not g3 or g3 in _DELIMS))))  # 冉小刚, : 刚 ends a name before a comma
+            GIVEN_CHARS.get(g2, 0) >= 50 and (not g3 or g3 in _DELIMS or g3 in "去说报也不"))))  # 冉小刚, / 幸成刚去不成了
         if three and not (nickname or glued) and _implausible(g2):
             three = False
         if three and not (strong or nickname or glued) and min(GIVEN_CHARS.get(g1, 0), GIVEN_CHARS.get(g2, 0)) < 3:

@@ -86,7 +86,7 @@ _KEEP_LEAD = ("那个", "这个")
 _NOT_A_COURSE = re.compile(r"中心|基地|学校|机构|学院|站|室|费|补贴|资金|经费")
 
 
-_INNER_SKIP = ("免费", "的")
+_INNER_SKIP = ("免费", "的", "那个", "这个")
 
 
 def _course_before(text: str, end: int, start_limit: int) -> int:

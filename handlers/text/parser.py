@@ -79,14 +79,15 @@ _SIGNUP = re.compile(r"报名|报个名|报了名|报上(?!去|来)|想报|要�
 _SEATS = re.compile(rf"个(?:名额|位置|位子|指标)|[占留]\s*(?:{NUM})\s*个")
 _NUM_CHARS = frozenset("0123456789零〇一二两俩三四五六七八九十百几")
 # A seat count with no course or name yet ("我们组报5个 名字晚点发"): a sign-up all the same.
-_SIGNUP_COUNT = re.compile(rf"报\s*(?:{NUM})\s*(?:个人|个|人|名|位)(?![户月岁])")
+_SIGNUP_COUNT = re.compile(rf"(?:报|再加|加上)\s*(?:{NUM})\s*(?:个人|个|人|名|位)(?![户月岁])")
 # An explicit request to sign someone up (a question mark does not make it a query: "帮我报个名行吗").
 _SIGNUP_ASK = re.compile(r"帮.{0,12}?报|给.{0,8}?报|报个名|报上|报一下")
-_CANCEL = re.compile(r"不去了|不参加了?|取消|退出|去不了|来不了|参加不了|退掉|撤掉|划掉|不报了|退报|去不成|不学了|不来了"
+_CANCEL = re.compile(r"不去了|不参加了?|取消|退出|去不了|来不了|参加不了|退掉|撤掉|撤一个|撤下|划掉|不报了|退报|去不成|不学了|不来了"
                      r"|名额不要了?|不要(?:这个|那个)?名额|名额退了?|(?<![烧水肿热])退了(?![休钱款货])"
                      r"|不(?:去|参加|报|学)(?=[^,，。\s]{1,8}了)")
 # A person withdrawing (only these forms count without a course: a bare 取消 may be about 低保 or a meeting).
 _WITHDRAW = re.compile(r"不去了|不来了|不参加了?|参加不了了?|去不了了?|来不了了?|去不成了?|不报了|不学了|退出|退掉|退报|划掉|撤掉"
+                       r"|撤一个|撤下"
                        r"|名额退了?|退了吧|不(?:去|参加|报|学)(?=[^,，。\s]{1,8}了)"
                        r"|名额不要了?|不要(?:这个|那个)?名额|(?:报名|名额)(?:也)?取消|取消(?:了)?(?:他|她)?(?:的)?(?:报名|名额)")
 # What sits between a name and its withdrawal must not be an errand of its own ("马德忠说医院不去了", "开会不来了").
@@ -824,6 +825,7 @@ def _fill_training(ctx: _Ctx, res: dict[str, Any], intent: str, secondary: list[
         raw = f"{owner[-1]}的{kin}" if owner else kin
         names_out.append({"ambiguous": True, "raw": raw, "candidates": [], "note": "name pending"})
     names_out = _with_spouses(t, names_out, people)
+    names_out = _kin_placeholders(t, names_out, people)
     fix = _is_not(t, people)
     if fix is not None:
         right, wrong, person = fix
@@ -853,6 +855,24 @@ def _trainees(t: str, people: list[NameHit]) -> list[NameHit]:
         if nxt is not None and _KIN_LINK.fullmatch(t[n.end:nxt.start]) and nxt.start - n.end <= 8:
             continue
         out.append(n)
+    return out
+
+
+_KIN_UNNAMED = re.compile(rf"(?P<link>的|他|她)(?P<kin>{_KIN_WORDS_RE})(?!\s*(?:叫|是)?\s*[\u4e00-\u9fff]{{2,3}}(?:[\s,，、电]|$))")
+
+
+def _kin_placeholders(t: str, names: list[Any], people: list[NameHit]) -> list[Any]:
+    """"蓝秀莲的儿媳 名字等下问", "农德才他老婆算了": the trainee is the relative, still unnamed; X only says whose."""
+    out = list(names)
+    for n in people:
+        m = _KIN_UNNAMED.match(t, n.end)
+        if m is None or n.name not in out:
+            continue
+        nxt = [p for p in people if p.start >= m.end()]
+        if nxt and nxt[0].start - m.end() <= 3:
+            continue  # the relative is named right after (莫桂芳的女儿莫小丽)
+        out[out.index(n.name)] = {"ambiguous": True, "raw": t[n.start:m.end()], "candidates": [],
+                                  "note": "relative not named yet"}
     return out
 
 
