@@ -239,7 +239,7 @@ _TITLE_TAIL = ("老师", "师傅", "支书", "医生", "书记", "主任", "校�
 # 给龙潭湾石光明打了电话): a home, a couple, speech, a kin relation, a call.
 _RIGHT_CUE = re.compile(r"家|那户|户(?![口主])|两口子?|老两口|说|讲|的(?:儿子|女儿|媳妇|老婆|老公|老伴|孙|妈|爸|哥|弟|姐|妹)"
                         r"|他(?:妈|爸|哥|弟|姐|妹|老婆|媳妇|儿子|女儿)|打了?电话|打了|接电话|屋头|报名|报个名|不去了|去不了|聊|视频|通了?电话"
-                        r"|[\s，,]+(?:他|她)(?:说|讲|家|们)")
+                        r"|[\s，,]+(?:他|她)(?:说|讲|家|们)|\s*(?:\d{1,2}|[一二两三四五六七八九十])口(?!水)")
 
 
 _VISITOR_SET = frozenset(_VISITOR_CUES)
@@ -387,7 +387,8 @@ def find_names(text: str, tok: jieba.Tokenizer, villages: list[Span], known: lis
         if i == handed_on:
             ok = True  # the word before was skipped as not-a-name (高处|姚德顺): its left context carries over
         if not ok and _RIGHT_CUE.match(text, i + slen + 2) and GIVEN_CHARS.get(text[i + slen:i + slen + 1], 0) >= 10 \
-                and GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0) >= 10:
+                and GIVEN_CHARS.get(text[i + slen + 1:i + slen + 2], 0) >= 10 \
+                and (i == 0 or word_freq(tok, text[i - 1:i + 1]) < 100):  # 三代同堂5口人: 代 belongs to 三代
             ok = True  # a bare place name before it (坝脚|韦明光家): the right side vouches for a 3-char name
         if not ok:
             continue
