@@ -154,13 +154,6 @@ TRADES = (
 )
 COURSE_FILLER = ("培训班", "培训", "技术", "班", "课程", "课", "那期", "这期", "那个", "这个", "那", "这", "的", "期")
 
-# Default course catalogue for course_norm when the caller has none (names as county HR bureaus list them).
-DEFAULT_CATALOGUE = (
-    "电焊培训", "电工培训", "家政服务", "挖掘机操作", "刺梨种植", "茶叶加工培训", "蜜蜂养殖培训", "育婴员培训",
-    "月嫂培训", "电商培训", "中式面点培训", "厨师培训", "养鸡培训", "养猪培训", "养牛培训", "中药材种植",
-    "食用菌种植", "缝纫培训", "养老护理培训", "汽车维修培训", "茶艺培训",
-)
-
 # Chars/words that cannot start a village name (the cue before it: 去高坡村, 在红岩村, 每村…).
 VILLAGE_BAD_START = frozenset("去到在了从往回给帮跑走访看报是和与跟及每全本该各整驻进出入邻外同我你他她这那哪个的户们对向把")
 VILLAGE_BAD_WORDS = frozenset({

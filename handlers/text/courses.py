@@ -192,6 +192,17 @@ _VOCAB_SET = frozenset(_VOCAB)
 _ABBREV = {"挖机": "挖掘机"}
 
 
+def _near(win: str, w: str) -> bool:
+    """`win` is the trade word `w` itself, or one char off it (same first char of a 3+-char word, or a homophone)."""
+    if len(win) < len(w):
+        return False
+    if win == w:
+        return True
+    if win in _VOCAB_SET or sum(a != b for a, b in zip(win, w, strict=True)) != 1:
+        return False
+    return (len(w) >= 3 and win[0] == w[0]) or _py(win) == _py(w)
+
+
 def _fix_typos(c: str) -> str:
     """Replace a window that is one keystroke off a trade word: a homophone (电汗→电焊, 月扫→月嫂) or, for a
     3+-char word, one substituted char with the rest in place (挖据机→挖掘机)."""
@@ -201,29 +212,12 @@ def _fix_typos(c: str) -> str:
     out = c
     i = 0
     while i < len(out):
-        hit = None
-        for w in _VOCAB:
-            L = len(w)
-            win = out[i:i + L]
-            if len(win) < L or win == w:
-                if win == w:
-                    hit = (w, L, True)
-                    break
-                continue
-            diff = sum(a != b for a, b in zip(win, w, strict=True))
-            if diff != 1 or any(x in _VOCAB_SET for x in (win,)):
-                continue
-            if L >= 3 and win[0] == w[0]:
-                hit = (w, L, False)
-                break
-            if _py(win) == _py(w):
-                hit = (w, L, False)
-                break
-        if hit is not None:
-            out = out[:i] + hit[0] + out[i + hit[1]:]
-            i += hit[1]
-        else:
+        w = next((w for w in _VOCAB if _near(out[i:i + len(w)], w)), None)
+        if w is None:
             i += 1
+            continue
+        out = out[:i] + w + out[i + len(w):]
+        i += len(w)
     return out
 
 

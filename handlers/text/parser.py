@@ -10,6 +10,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from . import _dates as D
@@ -544,20 +545,14 @@ def _owner(pos: int, heads: list[NameHit], order: list[str]) -> str | None:
     return owner
 
 
-def _household_major(needs: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
-    """Needs in message order, except that what one clause gives several households ("三户各送了一袋米两桶油")
-    is listed household by household: 米 and 油 for the first, then for the next."""
+def _household_major(rows: list[tuple[int, dict[str, Any]]], order: list[str]) -> list[dict[str, Any]]:
+    """Needs (with the clause each came from) in message order, except that what one clause gives several
+    households ("三户各送了一袋米两桶油") is listed household by household: 米 and 油 for the first, then the next."""
     rank = {name: i for i, name in enumerate(order)}
     out: list[dict[str, Any]] = []
-    i = 0
-    while i < len(needs):
-        j = i
-        while j < len(needs) and needs[j]["_clause"] == needs[i]["_clause"]:
-            j += 1
-        group = needs[i:j]
-        group.sort(key=lambda d: rank.get(d.get("household") or "", len(order)))  # stable: item order kept
-        out.extend(group)
-        i = j
+    for _clause, group in groupby(rows, key=lambda r: r[0]):
+        # sorted() is stable: within a household the items keep their order
+        out.extend(d for _, d in sorted(group, key=lambda r: rank.get(r[1].get("household") or "", len(order))))
     return out
 
 
@@ -575,7 +570,6 @@ def _group_of(t: str, heads: list[NameHit], name: str) -> list[str]:
     return [name]
 
 
-_VISIT_CLAUSE = re.compile(r"走访|回访|入户|上门(?!女婿)|看望|探望|看了|去了|去看|到了|跑了|去过|电话|视频")
 # How strongly a clause states the sender's own visit: going to the home beats a call; a call received is no visit.
 _VISIT_STRONG = re.compile(r"走访|入户|上门(?!女婿)|家访|看望|探望|慰问|去看|看了|去过|(?:去|到|来到)[^,，。;；\s]{0,12}(?:家|屋头)"
                            r"|院坝会|坝坝会|座谈会|开了个?会")
@@ -698,9 +692,8 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
         (d.start, d.end) for d in ctx.dates] + [(a, b) for a, b, _ in ctx.phones]
     masked = _mask(t, spans)
     needs = extract_needs(t, ctx.clauses, ctx.fu, masked, single=not multi)
-    out_needs: list[dict[str, Any]] = []
+    rows: list[tuple[int, dict[str, Any]]] = []
     for n in needs:
-        n_clause = n.clause
         if multi:
             owner = _owner(n.start, heads, order)
             if owner is None:
@@ -711,12 +704,8 @@ def _fill_visit(ctx: _Ctx, res: dict[str, Any], header: bool) -> None:
                 own_clause = ctx.clauses[ci].text if ci >= 0 else ""
                 together = _FAMILY_ALL.search(t[heads[-1].end:]) or _FAMILY_ALL.search(own_clause)
                 n.households = group if len(group) >= 2 and together else [owner]
-        out_needs.extend({**d, "_clause": n_clause} for d in n.as_dict(multi))
-    if multi:
-        out_needs = _household_major(out_needs, order)
-    for nd in out_needs:
-        nd.pop("_clause", None)
-    res["needs"] = out_needs
+        rows.extend((n.clause, d) for d in n.as_dict(multi))
+    res["needs"] = _household_major(rows, order) if multi else [d for _, d in rows]
 
     fus: list[dict[str, Any]] = []
     for i, c in enumerate(ctx.clauses):
